@@ -77,12 +77,14 @@ lint: venv
 	ansible-lint --offline --profile production
 
 # ansible-test wants the collection at .../ansible_collections/zerotrust/cilium: test a copy of
-# the files git would commit. tests/sanity/get_pip_offline.py stands in for the get-pip
+# the files git would commit (in a git repository of its own, since ansible-test lists files
+# with git and .build/ is ignored by this checkout's git). tests/sanity/get_pip_offline.py stands in for the get-pip
 # download and bootstraps pip with ensurepip (the machine's pip configuration applies).
 sanity: venv
 	rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
 		| tar --null -T - -cf - | tar -xf - -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && git init -q && git add -A
 	python tests/sanity/get_pip_offline.py --install-stand-in
 	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
 

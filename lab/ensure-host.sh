@@ -8,7 +8,7 @@ die() { echo "lab: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "the lab runs privileged podman containers and needs root; run 'sudo make ${MAKE_TARGET:-lab}'."
 command -v apt-get >/dev/null 2>&1 || die "this machine has no apt-get; the lab supports Debian/Ubuntu hosts (install podman, runc and debootstrap yourself, then rerun)."
 
-packages=(podman runc debootstrap iptables nftables iproute2 iputils-ping git make python3-venv)
+packages=(podman runc debootstrap iptables nftables iproute2 iputils-ping iperf3 git make python3-venv shellcheck)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
