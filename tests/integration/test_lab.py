@@ -51,11 +51,19 @@ def test_plan_report_lists_every_node_with_its_real_kernel(lab):
     with open(report_path) as stream:
         report = stream.read()
     kernel = os.uname().release  # lab nodes are containers: they run this machine's kernel
+    nodes_section = report.split("## Nodes", 1)[1].split("\n## ", 1)[0]
     for node, address in lab.nodes.items():
-        row = [line for line in report.splitlines() if line.startswith("| %s |" % node)]
+        row = [line for line in nodes_section.splitlines() if line.startswith("| %s |" % node)]
         assert len(row) == 1, report
         assert kernel in row[0] and address in row[0] and "| 1500 |" in row[0], row[0]
     assert "| service CIDR | 10.43.0.0/16 |" in report
+    # The network plan for the lab spec: 1500 underlay with VXLAN leaves 1450 for pods
+    # (Cilium's 50-byte VXLAN-over-IPv4 overhead), and a DF ping payload of
+    # 1450 - 20 (IPv4) - 8 (ICMP) = 1422 fills it.
+    assert "| route MTU pods get | 1450 |" in report
+    assert "| DF ping payload filling the route MTU (IPv4) | 1422 |" in report
+    # 110 pods + 2 reserved need 112 addresses: a /25 (128) per node.
+    assert "| per-node prefix (`clusterPoolIPv4MaskSize`) | /25 |" in report
 
 
 def test_second_lab_run_changes_nothing(lab):
@@ -83,6 +91,14 @@ def test_check_mode_run_writes_nothing(lab, tmp_path):
      ["zerotrust_underlay_interface", "bond7", "eth0"]),
     ({"zerotrust_api_server_port": "https"},
      ["zerotrust_api_server_port", "https"]),
+    ({"zerotrust_service_cidr": "10.42.128.0/17"},
+     ["overlap", "zerotrust_pod_cidr 10.42.0.0/16", "zerotrust_service_cidr 10.42.128.0/17"]),
+    ({"zerotrust_api_server_host": "10.43.0.1"},
+     ["zerotrust_api_server_host", "'10.43.0.1'", "ClusterIP", "kube-proxy"]),
+    ({"zerotrust_pod_cidr": "10.42.0.1/16"},
+     ["zerotrust_pod_cidr", "'10.42.0.1/16'", "host bits set"]),
+    ({"zerotrust_pod_cidr": "10.42.0.0/30"},
+     ["max_pods_per_node", "10.42.0.0/30"]),
 ])
 def test_bad_cluster_spec_stops_with_a_message_naming_the_field(lab, tmp_path, extra_vars, expected):
     output_dir = str(tmp_path / "bad-input-output")
