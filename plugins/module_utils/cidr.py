@@ -30,8 +30,8 @@ __metaclass__ = type
 
 import decimal
 import ipaddress
-import re
 
+from ansible_collections.zerotrust.cilium.plugins.module_utils import checks
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput
 
 DEFAULT_MAX_PODS_PER_NODE = 110
@@ -55,51 +55,6 @@ _FAMILY_NAMES = {4: "ipv4", 6: "ipv6"}
 # ---------------------------------------------------------------------------
 # Input checks shared by the three filters of this file.
 # ---------------------------------------------------------------------------
-
-def _whole_number(where, field, value, minimum=None, maximum=None):
-    """An int (or a digit string: extra vars arrive as strings), never a boolean."""
-    if value is None:
-        raise InvalidInput(field, value, "is missing: a whole number is required", where=where)
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and re.match(r"^\s*-?\d+\s*$", value):
-        number = int(value)
-    if number is None:
-        raise InvalidInput(field, value, "is not a whole number", where=where)
-    if minimum is not None and number < minimum:
-        raise InvalidInput(field, value, "is below the minimum of %d" % minimum, where=where)
-    if maximum is not None and number > maximum:
-        raise InvalidInput(field, value, "is above the maximum of %d" % maximum, where=where)
-    return number
-
-
-def _fraction(where, field, value, maximum):
-    """A non-negative number such as 0.25 (a numeric string is accepted too)."""
-    if isinstance(value, bool):
-        raise InvalidInput(field, value, "is not a number such as 0.25", where=where)
-    try:
-        if isinstance(value, (int, float)):
-            number = decimal.Decimal(repr(value))
-        elif isinstance(value, str):
-            number = decimal.Decimal(value.strip())
-        else:
-            raise decimal.InvalidOperation()
-    except (decimal.InvalidOperation, ValueError):
-        raise InvalidInput(field, value, "is not a number such as 0.25", where=where)
-    if not number.is_finite() or number < 0 or number > maximum:
-        raise InvalidInput(field, value, "is out of range: use a fraction from 0 to %s (0.25 = 25%%)" % maximum,
-                           where=where)
-    return number
-
-
-def _boolean(where, field, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, bool):
-        raise InvalidInput(field, value, "is not a boolean (true or false)", where=where)
-    return value
-
 
 def parse_cidr(value, field, where):
     """Parse ``value`` as a network in CIDR notation, strictly.
@@ -169,10 +124,10 @@ def pod_cidr_plan(cluster_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_P
     """
     where = "pod_cidr_plan"
     network = parse_cidr(cluster_cidr, "cluster_cidr", where)
-    node_count = _whole_number(where, "nodes", nodes, minimum=1)
-    max_pods = _whole_number(where, "max_pods_per_node", max_pods_per_node, minimum=1)
-    growth_fraction = _fraction(where, "growth", growth, MAX_GROWTH)
-    reserved = _whole_number(where, "reserved_per_node", reserved_per_node, minimum=0)
+    node_count = checks.whole_number(where, "nodes", nodes, minimum=1)
+    max_pods = checks.whole_number(where, "max_pods_per_node", max_pods_per_node, minimum=1)
+    growth_fraction = checks.fraction(where, "growth", growth, MAX_GROWTH)
+    reserved = checks.whole_number(where, "reserved_per_node", reserved_per_node, minimum=0)
 
     family = network.version
     bits = _FAMILY_BITS[family]
@@ -198,7 +153,7 @@ def pod_cidr_plan(cluster_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_P
             notes.append("per-node blocks widened from /%d to /%d: Cilium's operator refuses IPv6 node "
                          "blocks more than 16 bits longer than the cluster prefix" % (tightest_prefix, chosen_prefix))
     else:
-        chosen_prefix = _whole_number(where, "per_node_prefix", per_node_prefix, minimum=cluster_prefix,
+        chosen_prefix = checks.whole_number(where, "per_node_prefix", per_node_prefix, minimum=cluster_prefix,
                                       maximum=bits)
         if family == 6 and chosen_prefix - cluster_prefix > IPV6_CLUSTER_SUBNET_MAX_DIFF:
             raise InvalidInput("per_node_prefix", per_node_prefix,
@@ -227,11 +182,11 @@ def pod_cidr_plan(cluster_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_P
     if smallest_prefix < 0 or (family == 6 and prefix_bits_for_nodes > IPV6_CLUSTER_SUBNET_MAX_DIFF):
         smallest_prefix = None
 
-    growth_text = "%s%%" % _percent_text(growth_fraction)
+    growth_text = "%s%%" % checks.percent_text(growth_fraction)
     if fits:
         reason = ("%s holds %d /%d node blocks; %d nodes with %s growth need %d (%s%% of the blocks)" % (
             network, node_capacity, chosen_prefix, node_count, growth_text, required_nodes,
-            _percent_text(decimal.Decimal(required_nodes) / node_capacity)))
+            checks.percent_text(decimal.Decimal(required_nodes) / node_capacity)))
     elif smallest_prefix is None:
         reason = ("%s holds %d /%d node blocks; %d nodes with %s growth need %d, more than any %s cluster "
                   "CIDR can hold with /%d blocks%s" % (
@@ -275,14 +230,6 @@ def pod_cidr_plan(cluster_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_P
 
 def _ratio(numerator, denominator):
     return round(float(decimal.Decimal(numerator) / decimal.Decimal(denominator)), 4)
-
-
-def _percent_text(fraction):
-    percent = (decimal.Decimal(fraction) * 100).quantize(decimal.Decimal("0.1"))
-    text = format(percent, "f")
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text
 
 
 # ---------------------------------------------------------------------------
@@ -396,11 +343,11 @@ def routing_mode(pod_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_PER_NO
     """
     where = "routing_mode"
     pod_network = parse_cidr(pod_cidr, "pod_cidr", where)
-    node_count = _whole_number(where, "nodes", nodes, minimum=1)
-    max_pods = _whole_number(where, "max_pods_per_node", max_pods_per_node, minimum=1)
-    growth_fraction = _fraction(where, "growth", growth, MAX_GROWTH)
-    same_l2 = _boolean(where, "same_l2", same_l2, allow_none=True)
-    underlay_routes_pod_cidr = _boolean(where, "underlay_routes_pod_cidr", underlay_routes_pod_cidr)
+    node_count = checks.whole_number(where, "nodes", nodes, minimum=1)
+    max_pods = checks.whole_number(where, "max_pods_per_node", max_pods_per_node, minimum=1)
+    growth_fraction = checks.fraction(where, "growth", growth, MAX_GROWTH)
+    same_l2 = checks.boolean(where, "same_l2", same_l2, allow_none=True)
+    underlay_routes_pod_cidr = checks.boolean(where, "underlay_routes_pod_cidr", underlay_routes_pod_cidr)
     if not isinstance(tunnel_protocol, str) or tunnel_protocol not in TUNNEL_PROTOCOLS:
         raise InvalidInput("tunnel_protocol", tunnel_protocol, "is not one of: %s" % ", ".join(TUNNEL_PROTOCOLS),
                            where=where)
@@ -434,7 +381,7 @@ def routing_mode(pod_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_PER_NO
         budget = native_network.num_addresses
         budget_source = "the size of %s" % native_network
     else:
-        budget = _whole_number(where, "routable_ips", routable_ips, minimum=0)
+        budget = checks.whole_number(where, "routable_ips", routable_ips, minimum=0)
         budget_source = "routable_ips"
 
     if same_l2 is None:

@@ -36,6 +36,7 @@ __metaclass__ = type
 import decimal
 import re
 
+from ansible_collections.zerotrust.cilium.plugins.module_utils import checks
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput
 
 FILTER_NAME = "conntrack_max"
@@ -98,39 +99,6 @@ def kernel_default(memory_bytes, sanitized_defaults=True, page_size_kib=4):
     return buckets, max_factor * buckets
 
 
-def _whole_number(field, value, minimum, maximum=None):
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and re.match(r"^\s*-?\d+\s*$", value):
-        number = int(value)
-    if number is None:
-        raise InvalidInput(field, value, "is not a whole number", where=FILTER_NAME)
-    if number < minimum:
-        raise InvalidInput(field, value, "is below the minimum of %d" % minimum, where=FILTER_NAME)
-    if maximum is not None and number > maximum:
-        raise InvalidInput(field, value, "is above the maximum of %d" % maximum, where=FILTER_NAME)
-    return number
-
-
-def _headroom(value):
-    if isinstance(value, bool):
-        raise InvalidInput("headroom", value, "is not a number such as 0.25", where=FILTER_NAME)
-    try:
-        if isinstance(value, (int, float)):
-            number = decimal.Decimal(repr(value))
-        elif isinstance(value, str):
-            number = decimal.Decimal(value.strip())
-        else:
-            raise decimal.InvalidOperation()
-    except (decimal.InvalidOperation, ValueError):
-        raise InvalidInput("headroom", value, "is not a number such as 0.25", where=FILTER_NAME)
-    if not number.is_finite() or number < 0 or number > MAX_HEADROOM:
-        raise InvalidInput("headroom", value, "is out of range: use a fraction from 0 to %d (0.25 = 25%%)"
-                           % MAX_HEADROOM, where=FILTER_NAME)
-    return number
-
-
 def parse_kernel_version(value):
     """``(major, minor)`` from ``"5.15"``, ``"6.8.0-45-generic"``, ``"4.18.0-553.el8_10.x86_64"``."""
     if not isinstance(value, str):
@@ -162,10 +130,10 @@ def conntrack_max(memory_mib, expected_connections=0, headroom=DEFAULT_HEADROOM,
     ``ansible_memtotal_mb`` is rounded down, so the kernel defaults are taken for the
     largest memory that rounds down to ``memory_mib``: that can only raise the floor.
     """
-    memory = _whole_number("memory_mib", memory_mib, 1, MAX_MEMORY_MIB)
-    expected = _whole_number("expected_connections", expected_connections, 0)
-    headroom_fraction = _headroom(headroom)
-    page_size = _whole_number("page_size_kib", page_size_kib, 1)
+    memory = checks.whole_number(FILTER_NAME, "memory_mib", memory_mib, 1, MAX_MEMORY_MIB)
+    expected = checks.whole_number(FILTER_NAME, "expected_connections", expected_connections, 0)
+    headroom_fraction = checks.fraction(FILTER_NAME, "headroom", headroom, MAX_HEADROOM)
+    page_size = checks.whole_number(FILTER_NAME, "page_size_kib", page_size_kib, 1)
     if page_size not in PAGE_SIZES_KIB:
         raise InvalidInput("page_size_kib", page_size_kib,
                            "is not one of: %s" % ", ".join(str(size) for size in PAGE_SIZES_KIB), where=FILTER_NAME)
@@ -196,10 +164,10 @@ def conntrack_max(memory_mib, expected_connections=0, headroom=DEFAULT_HEADROOM,
 
     if desired_entries > default_max:
         reason = ("%d expected connections plus %s%% headroom need %d entries, above the kernel default of %d "
-                  "(%s)" % (expected, _percent_text(headroom_fraction), desired_entries, default_max, formula))
+                  "(%s)" % (expected, checks.percent_text(headroom_fraction), desired_entries, default_max, formula))
     else:
         reason = ("the kernel default of %d entries (%s) already covers %d expected connections plus %s%% headroom"
-                  % (default_max, formula, expected, _percent_text(headroom_fraction)))
+                  % (default_max, formula, expected, checks.percent_text(headroom_fraction)))
     reason += "; buckets equal entries (rounded up to %d per page), as Linux 5.15+ does by default" % slots
 
     warnings = []
@@ -223,11 +191,3 @@ def conntrack_max(memory_mib, expected_connections=0, headroom=DEFAULT_HEADROOM,
         "reason": reason,
         "warnings": warnings,
     }
-
-
-def _percent_text(fraction):
-    percent = (decimal.Decimal(fraction) * 100).quantize(decimal.Decimal("0.1"))
-    text = format(percent, "f")
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text

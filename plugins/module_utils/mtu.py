@@ -42,6 +42,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.zerotrust.cilium.plugins.module_utils import checks
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput
 
 FILTER_NAME = "cilium_mtu"
@@ -200,31 +201,8 @@ def probe_payload(mtu):
     }
 
 
-def _choice(field, value, accepted):
-    if not isinstance(value, str) or value not in accepted:
-        raise InvalidInput(field, value, "is not one of: %s" % ", ".join(accepted), where=FILTER_NAME)
-    return value
-
-
-def _boolean(field, value):
-    if not isinstance(value, bool):
-        raise InvalidInput(field, value, "is not a boolean (true or false)", where=FILTER_NAME)
-    return value
-
-
-def _whole_number(field, value):
-    """Accept ints and digit strings (extra vars arrive as strings), never booleans."""
-    if isinstance(value, bool):
-        raise InvalidInput(field, value, "is not a whole number", where=FILTER_NAME)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.match(r"^\s*-?\d+\s*$", value):
-        return int(value)
-    raise InvalidInput(field, value, "is not a whole number", where=FILTER_NAME)
-
-
 def _validate_base_mtu(value, needs_ipv6_minimum):
-    base_mtu = _whole_number("mtu", value)
+    base_mtu = checks.whole_number(FILTER_NAME, "mtu", value)
     if base_mtu == 0:
         return base_mtu
     minimum = IPV6_MIN_MTU if needs_ipv6_minimum else IPV4_MIN_MTU
@@ -246,11 +224,11 @@ def plan_mtu(base_mtu=0, tunnel="vxlan", underlay="ipv4", encryption="none",
     (planned as 1500, Cilium's own fallback).  See the module docstring for sources.
     """
     version = normalise_cilium_version(cilium_version)
-    tunnel = _choice("tunnel", tunnel, TUNNELS)
-    underlay = _choice("underlay", underlay, UNDERLAYS)
-    encryption = _choice("encryption", encryption, ENCRYPTIONS)
-    ipv6 = _boolean("ipv6", ipv6)
-    key_length = _whole_number("ipsec_key_length", ipsec_key_length)
+    tunnel = checks.choice(FILTER_NAME, "tunnel", tunnel, TUNNELS)
+    underlay = checks.choice(FILTER_NAME, "underlay", underlay, UNDERLAYS)
+    encryption = checks.choice(FILTER_NAME, "encryption", encryption, ENCRYPTIONS)
+    ipv6 = checks.boolean(FILTER_NAME, "ipv6", ipv6)
+    key_length = checks.whole_number(FILTER_NAME, "ipsec_key_length", ipsec_key_length)
     if key_length < 1 or key_length > IPSEC_KEY_LENGTH_MAX:
         raise InvalidInput(
             "ipsec_key_length", ipsec_key_length,
