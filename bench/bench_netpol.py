@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the zerotrust.cilium collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -39,20 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def _make_importable():
-    parts = ROOT.split(os.sep)
-    if len(parts) >= 3 and parts[-3] == "ansible_collections":
-        sys.path.insert(0, os.sep.join(parts[:-3]))
-        return
-    base = os.path.join(ROOT, ".build", "pytest")
-    link = os.path.join(base, "ansible_collections", "zerotrust", "cilium")
-    if not os.path.islink(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(ROOT, link)
-    sys.path.insert(0, base)
-
-
-_make_importable()
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import collection_path  # noqa: E402  pylint: disable=wrong-import-position
+collection_path.make_importable()
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils.netpol import plan_reachability  # noqa: E402
 from ansible_collections.zerotrust.cilium.plugins.module_utils.netpol_engine import (  # noqa: E402

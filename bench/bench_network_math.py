@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the zerotrust.cilium collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -33,20 +32,9 @@ RESULTS = os.path.join(ROOT, "bench", "results", "network_math.json")
 TARGET_MS = 50.0
 
 
-def _make_collection_importable():
-    """Same arrangement as tests/conftest.py: .build/pytest/ansible_collections/zerotrust/cilium."""
-    base = os.path.join(ROOT, ".build", "pytest")
-    link = os.path.join(base, "ansible_collections", "zerotrust", "cilium")
-    if not os.path.islink(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        try:
-            os.symlink(ROOT, link)
-        except FileExistsError:
-            pass
-    sys.path.insert(0, base)
-
-
-_make_collection_importable()
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import collection_path  # noqa: E402  pylint: disable=wrong-import-position
+collection_path.make_importable()
 
 from ansible_collections.zerotrust.cilium.plugins.filter import network  # noqa: E402
 
@@ -82,10 +70,10 @@ def thousand_cidrs(seed=20261126):
 
 
 def time_it(function, repeats, warmup=3):
-    for _ in range(warmup):
+    for _warmup in range(warmup):
         function()
     samples = []
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         start = time.perf_counter()
         function()
         samples.append((time.perf_counter() - start) * 1000.0)
@@ -113,7 +101,7 @@ def machine_info():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per scenario (default 50)")
     arguments = parser.parse_args()
 
@@ -153,8 +141,8 @@ def main():
             "within_target": median < TARGET_MS,
             "result": scenario["result"],
         }
-        print("%-22s %10.3f %10.3f %10.3f  %s" % (name, median, min(samples), max(samples),
-                                                 "ok" if median < TARGET_MS else "OVER %.0f ms" % TARGET_MS))
+        verdict = "ok" if median < TARGET_MS else "OVER %.0f ms" % TARGET_MS
+        print("%-22s %10.3f %10.3f %10.3f  %s" % (name, median, min(samples), max(samples), verdict))
 
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     temporary = RESULTS + ".tmp"

@@ -28,8 +28,8 @@ def _call(filter_name, function, value, args, options):
     option_names = parameters[1:]
     if args:
         raise AnsibleFilterError(
-            "%s: takes keyword options only (e.g. %s=...), got positional %r" % (filter_name, option_names[0],
-                                                                                  list(args)))
+            "%s: takes keyword options only (e.g. %s=...), got positional %r"
+            % (filter_name, option_names[0], list(args)))
     for name in options:
         if name not in option_names:
             raise AnsibleFilterError(str(InvalidInput(

@@ -153,8 +153,8 @@ def pod_cidr_plan(cluster_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_P
             notes.append("per-node blocks widened from /%d to /%d: Cilium's operator refuses IPv6 node "
                          "blocks more than 16 bits longer than the cluster prefix" % (tightest_prefix, chosen_prefix))
     else:
-        chosen_prefix = checks.whole_number(where, "per_node_prefix", per_node_prefix, minimum=cluster_prefix,
-                                      maximum=bits)
+        chosen_prefix = checks.whole_number(where, "per_node_prefix", per_node_prefix,
+                                            minimum=cluster_prefix, maximum=bits)
         if family == 6 and chosen_prefix - cluster_prefix > IPV6_CLUSTER_SUBNET_MAX_DIFF:
             raise InvalidInput("per_node_prefix", per_node_prefix,
                                "is more than 16 bits longer than the IPv6 cluster prefix /%d; Cilium's operator "
@@ -415,8 +415,8 @@ def routing_mode(pod_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_PER_NO
                   "underlay does not route %s)" % (l2_source, pod_network))
     elif budget < planned_pods:
         reason = ("tunnel: %s, but the routable IP budget (%d, %s) is smaller than the %d pods planned "
-                  "(%d nodes with growth x %d pods)" % (carrier, budget, budget_source, planned_pods,
-                                                       required_nodes, max_pods))
+                  "(%d nodes with growth x %d pods)"
+                  % (carrier, budget, budget_source, planned_pods, required_nodes, max_pods))
     else:
         auto_direct = not underlay_routes_pod_cidr
         result.update({
@@ -447,4 +447,3 @@ def routing_mode(pod_cidr, nodes=None, max_pods_per_node=DEFAULT_MAX_PODS_PER_NO
         },
     })
     return result
-

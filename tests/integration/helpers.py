@@ -3,9 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run ansible-playbook from tests against this checkout of zerotrust.cilium.
 
-The collection is made resolvable the same way ``tests/conftest.py`` does it for Python
-imports: a symlink ``.build/pytest/ansible_collections/zerotrust/cilium`` pointing at
-the checkout, with ``.build/pytest`` first on ``ANSIBLE_COLLECTIONS_PATH``.
+The collection resolves to this checkout the same way it does for Python imports
+(tests/collection_path.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,29 +17,15 @@ import shutil
 import subprocess
 import sys
 
+import collection_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS_BASE = os.path.join(ROOT, ".build", "pytest")
-COLLECTION_LINK = os.path.join(COLLECTIONS_BASE, "ansible_collections", "zerotrust", "cilium")
 DEFAULT_TIMEOUT = 900
 
 
 def collections_path():
-    """Directory to put on ANSIBLE_COLLECTIONS_PATH so ``zerotrust.cilium`` resolves here.
-
-    When the checkout already sits at ``.../ansible_collections/zerotrust/cilium`` (as
-    under ansible-test) its own parent is used; otherwise the symlink is created if
-    missing, exactly as tests/conftest.py does.
-    """
-    parts = ROOT.split(os.sep)
-    if len(parts) >= 3 and parts[-3] == "ansible_collections":
-        return os.sep.join(parts[:-3])
-    if not os.path.islink(COLLECTION_LINK):
-        os.makedirs(os.path.dirname(COLLECTION_LINK), exist_ok=True)
-        try:
-            os.symlink(ROOT, COLLECTION_LINK)
-        except FileExistsError:
-            pass
-    return COLLECTIONS_BASE
+    """Directory to put on ANSIBLE_COLLECTIONS_PATH so ``zerotrust.cilium`` resolves here."""
+    return collection_path.collections_parent()
 
 
 def ansible_playbook_command():
