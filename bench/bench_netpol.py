@@ -472,7 +472,7 @@ def naive_sample(namespaces, pods, policies, sample, seed):
     # Uniform samples are mostly denied pairs; also check pairs the engine allows.
     checked_allowed = 0
     candidates = [(index, group) for index, result in enumerate(results) for group in result.groups if group[2]]
-    for _ in range(sample // 4 if candidates else 0):
+    for _pick in range(sample // 4 if candidates else 0):
         index, (identity_index, members, allowed, restricted) = rng.choice(candidates)
         source_identity = rng.choice(list(iter_bits(allowed)))
         source = rng.choice(engine.identities[source_identity].members)
@@ -488,7 +488,7 @@ def naive_sample(namespaces, pods, policies, sample, seed):
 
 def engine_verdict(engine, result, source, destination):
     source_bit = 1 << engine.identity_of[source.ref]
-    for _, members, allowed, restricted in result.groups:
+    for _group, members, allowed, restricted in result.groups:
         if any(member.ref == destination.ref for member in members):
             if not allowed & source_bit:
                 return "denied"
@@ -513,7 +513,7 @@ def main(argv=None):
 
     timings = []
     result = None
-    for _ in range(args.runs):
+    for _run in range(args.runs):
         start = time.perf_counter()
         result = plan_reachability(namespaces, pods, policies, report_pairs=False)
         timings.append(time.perf_counter() - start)
@@ -589,7 +589,7 @@ def main(argv=None):
         ("naive / engine", "{:,.0f}x".format(report["ratio_naive_to_engine"])),
         ("verdicts cross-checked / mismatches", "%d / %d" % (args.sample + checked_allowed, mismatches)),
     ]
-    width = max(len(label) for label, _ in rows)
+    width = max(len(label) for label, _value in rows)
     for label, value in rows:
         print("%s  %s" % (label.ljust(width), value))
     print("written: %s" % os.path.relpath(args.output, ROOT))

@@ -489,8 +489,8 @@ class IdentityEngine:
         count = len(probes)
         self.isolated_ingress = 0
         self.isolated_egress = 0
-        self.ingress_by_identity = [[] for _ in self.identities]
-        self.egress_by_identity = [[] for _ in self.identities]
+        self.ingress_by_identity = [[] for _identity in self.identities]
+        self.egress_by_identity = [[] for _identity in self.identities]
         if self.mode == "never":
             return
         port_cache = {}

@@ -179,11 +179,11 @@ GET_DATA = {"method": "GET", "path": "/api/v1/data"}
 
 
 def guide_policies():
-    return [document for document in yaml.safe_load_all(GUIDE_POLICIES)]
+    return list(yaml.safe_load_all(GUIDE_POLICIES))
 
 
 def egress_fixes():
-    return [document for document in yaml.safe_load_all(EGRESS_FIXES)]
+    return list(yaml.safe_load_all(EGRESS_FIXES))
 
 
 def matrix(policies, **kwargs):
@@ -262,7 +262,7 @@ def test_guide_l7_policy_alone_restricts_to_get_api_v1_data():
 
 def test_guide_api_server_access_needs_an_explicit_allow():
     probe = [{"port": 6443, "from": "production/*", "to": "entity:kube-apiserver"}]
-    entries, _ = matrix(guide_policies() + egress_fixes(), probes=probe)
+    entries, _explanations = matrix(guide_policies() + egress_fixes(), probes=probe)
     assert entries[(6443, "TCP")]["allowed"] == []
     api = {
         "apiVersion": "cilium.io/v2",
@@ -275,7 +275,7 @@ def test_guide_api_server_access_needs_an_explicit_allow():
             ],
         },
     }
-    entries, _ = matrix(guide_policies() + egress_fixes() + [api], probes=probe)
+    entries, _explanations = matrix(guide_policies() + egress_fixes() + [api], probes=probe)
     assert entries[(6443, "TCP")]["allowed"] == [[backend, "entity:kube-apiserver"] for backend in BACKENDS]
 
 

@@ -123,9 +123,9 @@ def network_policies(draw, namespace=None, name="np"):
     types = draw(st.sampled_from((["Ingress"], ["Egress"], ["Ingress", "Egress"])))
     spec = {"podSelector": app_selector(draw), "policyTypes": types}
     if "Ingress" in types:
-        spec["ingress"] = [np_rule(draw, "from") for _ in range(draw(st.integers(0, 2)))]
+        spec["ingress"] = [np_rule(draw, "from") for _rule in range(draw(st.integers(0, 2)))]
     if "Egress" in types:
-        spec["egress"] = [np_rule(draw, "to") for _ in range(draw(st.integers(0, 2)))]
+        spec["egress"] = [np_rule(draw, "to") for _rule in range(draw(st.integers(0, 2)))]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -182,7 +182,7 @@ def cilium_policies(draw, namespace=None, name="cnp", clusterwide=None, relaxed=
         if relaxed and deny:
             continue
         if draw(st.integers(0, 3)) == 0 or (key == "ingress" and relaxed):
-            spec[key] = [cilium_rule(draw, direction, deny) for _ in range(draw(st.integers(1, 2)))]
+            spec[key] = [cilium_rule(draw, direction, deny) for _rule in range(draw(st.integers(1, 2)))]
     if not any(key in spec for key in ("ingress", "egress", "ingressDeny", "egressDeny")):
         spec["ingress"] = [cilium_rule(draw, "ingress")]
     if relaxed:
@@ -288,7 +288,7 @@ def test_identity_engine_agrees_with_per_pair_evaluation(cluster, policies, mode
             for destination in destinations:
                 if source.ref == destination.ref:
                     continue
-                expected, _, _ = evaluator.evaluate(source, destination, probe.port, probe.protocol)
+                expected, _rule, _layer = evaluator.evaluate(source, destination, probe.port, probe.protocol)
                 assert table[(probe.port, probe.protocol, source.ref, destination.ref)] == expected, (
                     source.ref,
                     destination.ref,

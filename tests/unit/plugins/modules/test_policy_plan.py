@@ -99,7 +99,7 @@ def test_main_returns_matrix(capsys):
 
 def test_main_in_check_mode_gives_the_same_answer(capsys):
     args = {"namespaces": NAMESPACES, "pods": PODS, "policies": [ALLOW_FRONTEND]}
-    _, normal = run_main(capsys, args)
+    _result, normal = run_main(capsys, args)
     code, checked = run_main(capsys, dict(args, _ansible_check_mode=True))
     assert code == 0
     assert checked["changed"] is False
