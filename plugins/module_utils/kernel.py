@@ -282,7 +282,7 @@ REQUIREMENTS = (
           source=_DOC + "; cilium/cilium#46063, #48778", since="1.20"),
     _node("base", "bpffs", "bpffs mounted at /sys/fs/bpf",
           "pinned maps survive agent restarts only on a host bpffs; otherwise the agent mounts its own "
-          "and a restart disrupts connectivity (node_tuning mounts it)",
+          "and a restart disrupts connectivity (kernel_preflight_bpffs_persistent mounts it)",
           severity="recommended", path="/sys/fs/bpf"),
     _node("base", "sysctl", "net.core.bpf_jit_enable = 1",
           "BPF JIT switched off at run time; programs would run in the interpreter or fail to load",
@@ -725,3 +725,101 @@ def summary_table(report):
         cells = [row[column].ljust(widths[column]) for column in range(4)]
         lines.append("  ".join(cells + [row[4]]).rstrip())
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# Verdict for a role: validation that names the caller's variables, per-feature outcome,
+# one failure message
+# --------------------------------------------------------------------------------------
+
+def feature_verdicts(report):
+    """Per-feature outcome of a report from :func:`evaluate`, in ``FEATURES`` order.
+
+    ``{"vxlan": {"passed": False, "missing": ["CONFIG_VXLAN"], "warnings": [], "unknown": [],
+    "waived": []}, ...}``; a feature passes when none of its required items is missing
+    (nor unknown, when the report treats unknown items as failures).
+    """
+    outcome = {}
+    for feature in report["features"]:
+        outcome[feature] = {"passed": True, "missing": [], "warnings": [], "unknown": [], "waived": []}
+    for item in report["checked"]:
+        entry = outcome.setdefault(item["feature"], {"passed": True, "missing": [], "warnings": [],
+                                                     "unknown": [], "waived": []})
+        if item["status"] == "missing":
+            entry["missing" if item["severity"] == "required" else "warnings"].append(item["item"])
+        elif item["status"] in ("unknown", "waived"):
+            entry[item["status"]].append(item["item"])
+    for item in report["checked"]:
+        entry = outcome[item["feature"]]
+        required_unknown = (report["unknown_is_failure"] and item["status"] == "unknown"
+                            and item["severity"] == "required")
+        if (item["status"] == "missing" and item["severity"] == "required") or required_unknown:
+            entry["passed"] = False
+    return dict(sorted(outcome.items(), key=lambda pair: FEATURES.index(pair[0])))
+
+
+def feature_line(report, by_feature=None):
+    """``"features: base ok (1 waived), vxlan FAILED (missing CONFIG_VXLAN), ..."``."""
+    outcome = by_feature if by_feature is not None else feature_verdicts(report)
+    parts = []
+    for feature, entry in outcome.items():
+        notes = []
+        if entry["missing"]:
+            notes.append("missing " + ", ".join(entry["missing"]))
+        if entry["unknown"] and not entry["passed"]:
+            notes.append("unknown " + ", ".join(entry["unknown"]))
+        for key, label in (("warnings", "warning(s)"), ("waived", "waived")):
+            if entry[key]:
+                notes.append("%d %s" % (len(entry[key]), label))
+        parts.append("%s %s%s" % (feature, "ok" if entry["passed"] else "FAILED",
+                                  " (%s)" % "; ".join(notes) if notes else ""))
+    return "features: " + ", ".join(parts)
+
+
+def failure_message(report):
+    """Every reason a report did not pass, in one line; empty when it passed."""
+    if report["passed"]:
+        return ""
+    parts = []
+    if report["missing"]:
+        parts.append("%d required item(s) missing: %s" % (len(report["missing"]), "; ".join(
+            "[%s] %s: %s (%s)" % (item["feature"], item["item"], item["detail"], item["why"])
+            for item in report["missing"])))
+    unknown = [item for item in report["unknown"] if item["severity"] == "required"]
+    if report["unknown_is_failure"] and unknown:
+        parts.append("%d required item(s) could not be checked and unknown items count as failures: %s" % (
+            len(unknown), "; ".join("[%s] %s: %s" % (item["feature"], item["item"], item["detail"])
+                                    for item in unknown)))
+    return "kernel %s cannot run Cilium %s with %s: %s" % (
+        report["kernel_release"], report["cilium_version"], ", ".join(report["features"]), "; ".join(parts))
+
+
+def verdict(facts, features, cilium_version, waive=(), unknown_is_failure=False,
+            features_field="features", waive_field="waive", version_field="cilium_version",
+            unknown_field="unknown_is_failure"):
+    """:func:`evaluate` for a role: bad input names the role's variables, all at once.
+
+    Adds ``by_feature`` (:func:`feature_verdicts`), ``feature_line`` (:func:`feature_line`)
+    and ``message`` (:func:`failure_message`) to the report.
+    """
+    problems = []
+    try:
+        cilium_minor(cilium_version, field=version_field)
+    except InvalidInput as err:
+        problems.append(err)
+    try:
+        validate_features(features, field=features_field)
+    except (InvalidInput, InvalidInputs) as err:
+        problems.extend(getattr(err, "problems", [err]))
+    if not isinstance(unknown_is_failure, bool):
+        problems.append(InvalidInput(unknown_field, unknown_is_failure, "must be a boolean (true or false)"))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InvalidInputs(problems)
+    report = evaluate(facts, features, cilium_version, waive=waive, unknown_is_failure=unknown_is_failure,
+                      features_field=features_field, waive_field=waive_field)
+    report["by_feature"] = feature_verdicts(report)
+    report["feature_line"] = feature_line(report, report["by_feature"])
+    report["message"] = failure_message(report)
+    return report

@@ -508,3 +508,104 @@ def mismatch_message(comparison):
         running = "<not readable>" if item["running"] is None else repr(item["running"])
         lines.append("%s: wanted %r, running %s" % (item["key"], item["desired"], running))
     return "; ".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# The role's view: one settings mapping in, plan + best effort out; messages that name
+# the variable to change
+# --------------------------------------------------------------------------------------
+
+PLAN_SETTINGS = (
+    "conntrack_max",
+    "conntrack_buckets",
+    "ipv6",
+    "inotify_max_user_instances",
+    "inotify_max_user_watches",
+    "unprivileged_bpf_disabled",
+    "relax_rp_filter",
+    "overrides",
+    "removals",
+    "best_effort",
+)
+
+
+def plan_from_settings(settings):
+    """:func:`plan_sysctls` and :func:`validate_best_effort` from one mapping.
+
+    ``settings`` uses the keyword names of :func:`plan_sysctls` plus ``best_effort``;
+    missing keys take the defaults.  Returns ``{"sysctls", "origins", "best_effort"}``.
+    """
+    if not isinstance(settings, dict):
+        raise InvalidInput("settings", settings, "must be a mapping with keys among: %s" % ", ".join(PLAN_SETTINGS))
+    unknown = sorted(str(key) for key in settings if key not in PLAN_SETTINGS)
+    if unknown:
+        raise InvalidInput("settings", unknown, "are not among: %s" % ", ".join(PLAN_SETTINGS))
+    arguments = {key: value for key, value in settings.items() if key != "best_effort"}
+    plan = plan_sysctls(**arguments)
+    plan["best_effort"] = validate_best_effort(settings.get("best_effort"), plan["sysctls"])
+    return plan
+
+
+def origin_of(key, origins):
+    """The variable behind ``key``: its own entry, else the glob entry that matches it."""
+    if key in origins:
+        return origins[key]
+    for pattern in sorted(origins):
+        if is_glob(pattern) and key_matches(pattern, key):
+            return origins[pattern]
+    return None
+
+
+def readback(plan, running):
+    """Compare a plan with the values read back from the node, with a failure message.
+
+    ``plan`` is what :func:`plan_from_settings` returns.  Returns :func:`compare_running`'s
+    result plus ``message``: one entry per mismatched key with the variable behind it
+    (empty when nothing is mismatched).
+    """
+    comparison = compare_running(plan["sysctls"], running, plan.get("best_effort") or ())
+    lines = []
+    for item in comparison["mismatched"]:
+        shown = "<not readable>" if item["running"] is None else repr(item["running"])
+        origin = origin_of(item["key"], plan.get("origins") or {})
+        lines.append("%s: wanted %r, running %s%s" % (item["key"], item["desired"], shown,
+                                                      " (set by %s)" % origin if origin else ""))
+    comparison["message"] = "; ".join(lines)
+    comparison["lines"] = readback_lines(comparison, plan["sysctls"], running)
+    return comparison
+
+
+def readback_lines(comparison, desired=None, running=None):
+    """One readable line per key of a :func:`compare_running` result, sorted by key.
+
+    With ``desired`` and ``running``, glob keys that match no running key yet (Cilium's
+    ``lxc*`` devices before the agent runs) get a line of their own too.
+    """
+    entries = []
+    for key, want in sorted((desired or {}).items()):
+        if is_glob(key) and not any(key_matches(key, name) for name in (running or {})):
+            entries.append((key, "%s = %s (no device matches yet)" % (key, normalize_running(want))))
+    for item in comparison["matched"]:
+        entries.append((item["key"], "%s = %s" % (item["key"], item["running"])))
+    for item in comparison["best_effort_unapplied"]:
+        if item["running"] is None:
+            entries.append((item["key"], "%s: not on this node (best effort: wanted %s)"
+                            % (item["key"], item["desired"])))
+        else:
+            entries.append((item["key"], "%s = %s (best effort: wanted %s, the node did not take it)"
+                            % (item["key"], item["running"], item["desired"])))
+    for item in comparison["mismatched"]:
+        shown = "<not readable>" if item["running"] is None else item["running"]
+        entries.append((item["key"], "%s = %s (wanted %s)" % (item["key"], shown, item["desired"])))
+    return [line for _key, line in sorted(entries)]
+
+
+def describe_conflict(conflict, dropin_path):
+    """One sentence for an item of :func:`find_conflicts`, naming the other file and line."""
+    where = "%s line %d" % (conflict["file"], conflict["line"])
+    if conflict["theirs"] is None:
+        return ("%s excludes %s ('-%s' without a value), so %s = %s from %s is not applied"
+                % (where, conflict["their_key"], conflict["their_key"], conflict["key"], conflict["ours"],
+                   dropin_path))
+    return ("%s sets %s = %s, which wins over %s = %s from %s"
+            % (where, conflict["their_key"], conflict["theirs"], conflict["key"], conflict["ours"], dropin_path))

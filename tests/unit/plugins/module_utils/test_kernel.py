@@ -553,3 +553,108 @@ def test_summary_table_mentions_equivalence_and_unknown_config():
     assert "RHEL 8.10 kernel 4.18.0 counts as 5.10 for Cilium 1.18" in table
     assert "no kernel config found: config items are unknown (warnings)" in table
     assert table.splitlines()[0].startswith("Cilium 1.18 kernel preflight: PASSED (")
+
+
+# --------------------------------------------------------------------------------------
+# verdict(): the role's view (per-feature outcome, one failure message, named variables)
+# --------------------------------------------------------------------------------------
+
+ROLE_FIELDS = dict(features_field="kernel_preflight_features", waive_field="kernel_preflight_waive",
+                   version_field="kernel_preflight_cilium_version",
+                   unknown_field="kernel_preflight_unknown_is_failure")
+
+
+def _without(*names):
+    options = dict(FULL_CONFIG)
+    for name in names:
+        del options[name]
+    return options
+
+
+def test_verdict_on_the_lab_kernel_with_schedstats_waived():
+    facts = _facts(release="6.18.44-fc-v669", options=_without("CONFIG_SCHEDSTATS", "CONFIG_CRYPTO_USER_API_HASH"),
+                   source="/proc/config.gz", jit=None, modules=False)
+    report = kernel.verdict(facts, LAB_FEATURES, "1.20.0", waive=["CONFIG_SCHEDSTATS"], **ROLE_FIELDS)
+    assert report["passed"] is True
+    assert report["message"] == ""
+    assert report["by_feature"]["base"] == {"passed": True, "missing": [], "unknown": ["net.core.bpf_jit_enable = 1"],
+                                            "warnings": ["CONFIG_CRYPTO_USER_API_HASH"],
+                                            "waived": ["CONFIG_SCHEDSTATS"]}
+    assert list(report["by_feature"]) == LAB_FEATURES
+    # bpf_masquerade has no kernel items of its own: it passes with nothing listed.
+    assert report["by_feature"]["bpf_masquerade"] == {"passed": True, "missing": [], "unknown": [],
+                                                      "warnings": [], "waived": []}
+    assert report["feature_line"] == (
+        "features: base ok (1 warning(s); 1 waived), vxlan ok, kube_proxy_replacement ok, bpf_masquerade ok, "
+        "l7_proxy ok")
+
+
+def test_verdict_names_every_missing_item_with_feature_and_why_at_once():
+    facts = _facts(options=_without("CONFIG_SCHEDSTATS", "CONFIG_VXLAN"))
+    report = kernel.verdict(facts, LAB_FEATURES, "1.20", **ROLE_FIELDS)
+    assert report["passed"] is False
+    assert report["by_feature"]["base"]["passed"] is False
+    assert report["by_feature"]["vxlan"] == {"passed": False, "missing": ["CONFIG_VXLAN"], "unknown": [],
+                                             "warnings": [], "waived": []}
+    assert report["by_feature"]["l7_proxy"]["passed"] is True
+    assert report["message"] == (
+        "kernel 6.1.0-18-amd64 cannot run Cilium 1.20 with base, vxlan, kube_proxy_replacement, bpf_masquerade, "
+        "l7_proxy: 2 required item(s) missing: "
+        "[base] CONFIG_SCHEDSTATS: not set (/proc/schedstat, read by the agent to derive jiffies for the BPF "
+        "clock source); "
+        "[vxlan] CONFIG_VXLAN: not set (VXLAN tunnel device for routingMode=tunnel, tunnelProtocol=vxlan)")
+    assert report["feature_line"].startswith(
+        "features: base FAILED (missing CONFIG_SCHEDSTATS), vxlan FAILED (missing CONFIG_VXLAN), ")
+
+
+def test_verdict_unknown_items_fail_only_when_asked():
+    facts = _facts(options={}, source="unknown")
+    lenient = kernel.verdict(facts, ["base"], "1.19", **ROLE_FIELDS)
+    assert lenient["passed"] is True and lenient["by_feature"]["base"]["passed"] is True
+    strict = kernel.verdict(facts, ["base"], "1.19", unknown_is_failure=True, **ROLE_FIELDS)
+    assert strict["passed"] is False
+    assert strict["by_feature"]["base"]["passed"] is False
+    assert "required item(s) could not be checked and unknown items count as failures: [base] CONFIG_BPF: " \
+           "no kernel config file was found on the node" in strict["message"]
+    assert "required item(s) missing" not in strict["message"]
+    assert strict["feature_line"].startswith("features: base FAILED (unknown CONFIG_BPF, ")
+
+
+def test_failure_message_is_empty_for_a_passing_report():
+    assert kernel.failure_message(kernel.evaluate(_facts(), ["base"], "1.20")) == ""
+
+
+BAD_VERDICT_INPUTS = [
+    (dict(features=["base", "vxlann"]),
+     "kernel_preflight_features[1]: 'vxlann' is not one of: " + ", ".join(kernel.FEATURES)),
+    (dict(features="vxlan"),
+     "kernel_preflight_features: 'vxlan' must be a list of feature names (" + ", ".join(kernel.FEATURES) + ")"),
+    (dict(cilium_version="1.15"),
+     "kernel_preflight_cilium_version: '1.15' has no kernel requirement data; known releases: " + KNOWN),
+    (dict(cilium_version=1.2),
+     "kernel_preflight_cilium_version: 1.2 must be a string such as '1.20' (an unquoted 1.20 in YAML is the "
+     "number 1.2; quote it)"),
+    (dict(waive=["CONFIG_GENEVE"]),
+     "kernel_preflight_waive[0]: 'CONFIG_GENEVE' is not a requirement of the selected features and release"),
+    (dict(waive="CONFIG_SCHEDSTATS"),
+     "kernel_preflight_waive: 'CONFIG_SCHEDSTATS' must be a list of requirement items such as 'CONFIG_SCHEDSTATS'"),
+    (dict(unknown_is_failure="yes"),
+     "kernel_preflight_unknown_is_failure: 'yes' must be a boolean (true or false)"),
+]
+
+
+@pytest.mark.parametrize("changes, message", BAD_VERDICT_INPUTS)
+def test_verdict_rejects_bad_input_naming_the_role_variable(changes, message):
+    arguments = dict(features=LAB_FEATURES, cilium_version="1.20", waive=[], unknown_is_failure=False)
+    arguments.update(changes)
+    with pytest.raises(InvalidInput) as caught:
+        kernel.verdict(_facts(), arguments.pop("features"), arguments.pop("cilium_version"), **dict(arguments,
+                                                                                                      **ROLE_FIELDS))
+    assert str(caught.value) == message
+
+
+def test_verdict_reports_version_and_feature_problems_together():
+    with pytest.raises(InvalidInputs) as caught:
+        kernel.verdict(_facts(), ["quic", "base", "tcp"], "2.0", **ROLE_FIELDS)
+    assert [problem.field for problem in caught.value.problems] == [
+        "kernel_preflight_cilium_version", "kernel_preflight_features[0]", "kernel_preflight_features[2]"]

@@ -461,3 +461,115 @@ def test_compare_running_against_this_kernel():
     assert " " in desired["net.ipv4.ip_local_port_range"]
     result = sysctl.compare_running(desired, running)
     assert result["mismatched"] == [] and len(result["matched"]) == 2
+
+
+# --------------------------------------------------------------------------------------
+# The role's view: settings -> plan, origins, read-back messages, conflict sentences
+# --------------------------------------------------------------------------------------
+
+def test_plan_from_settings_adds_best_effort():
+    plan = sysctl.plan_from_settings({
+        "conntrack_max": 262144, "conntrack_buckets": 262144, "unprivileged_bpf_disabled": 2,
+        "overrides": {"net.core.somaxconn": 4096},
+        "best_effort": ["net/netfilter/nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"],
+    })
+    assert plan["best_effort"] == ["net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"]
+    assert plan["sysctls"]["net.core.somaxconn"] == "4096"
+    assert plan["sysctls"]["kernel.unprivileged_bpf_disabled"] == "2"
+    assert plan["origins"]["net.netfilter.nf_conntrack_buckets"] == "node_tuning_conntrack_buckets"
+    assert sysctl.plan_from_settings({}) == dict(sysctl.plan_sysctls(), best_effort=[])
+
+
+BAD_SETTINGS = [
+    ("not-a-mapping", ["conntrack_max"],
+     "settings: ['conntrack_max'] must be a mapping with keys among: " + ", ".join(sysctl.PLAN_SETTINGS)),
+    ("unknown-setting", {"conntrack": 1, "ipv4": True},
+     "settings: ['conntrack', 'ipv4'] are not among: " + ", ".join(sysctl.PLAN_SETTINGS)),
+    ("boolean-number", {"inotify_max_user_instances": True},
+     "node_tuning_inotify_max_user_instances: True must be a positive integer"),
+    ("text-value", {"overrides": {"net.core.somaxconn": "lots"}},
+     "node_tuning_sysctl_overrides[net.core.somaxconn]: 'lots' is not an integer or space-separated integers"),
+    ("float-value", {"overrides": {"net.core.somaxconn": 4096.5}},
+     "node_tuning_sysctl_overrides[net.core.somaxconn]: 4096.5 is a float; sysctl values are integers"),
+    ("best-effort-not-planned", {"best_effort": ["vm.swappiness"]},
+     "node_tuning_sysctl_best_effort[0]: 'vm.swappiness' is not in the planned sysctls"),
+    ("best-effort-string", {"best_effort": "net.netfilter.nf_conntrack_max"},
+     "node_tuning_sysctl_best_effort: 'net.netfilter.nf_conntrack_max' must be a list of sysctl names"),
+]
+
+
+@pytest.mark.parametrize("case, settings, message", BAD_SETTINGS, ids=[case[0] for case in BAD_SETTINGS])
+def test_plan_from_settings_rejects(case, settings, message):
+    with pytest.raises(InvalidInput) as caught:
+        sysctl.plan_from_settings(settings)
+    assert str(caught.value) == message
+
+
+def test_origin_of_finds_exact_then_glob_entries():
+    origins = sysctl.plan_sysctls(conntrack_max=65536)["origins"]
+    assert sysctl.origin_of("net.netfilter.nf_conntrack_max", origins) == "node_tuning_conntrack_max"
+    assert sysctl.origin_of("net.ipv4.conf.lxc9f.rp_filter", origins) == "node_tuning_relax_rp_filter"
+    assert sysctl.origin_of("vm.swappiness", origins) is None
+
+
+def test_readback_names_key_values_and_variable():
+    plan = sysctl.plan_from_settings({"conntrack_max": 300000, "conntrack_buckets": 262144,
+                                      "best_effort": ["net.netfilter.nf_conntrack_buckets"]})
+    running = {key: value for key, value in plan["sysctls"].items() if not sysctl.is_glob(key)}
+    running.update({
+        # Read-only in a container network namespace: sysctl -w exits 0, the value stays.
+        "net.netfilter.nf_conntrack_max": "262144",
+        "net.netfilter.nf_conntrack_buckets": "65536",
+        "net.ipv4.conf.lxc1.rp_filter": "2",
+    })
+    result = sysctl.readback(plan, running)
+    assert result["message"] == (
+        "net.ipv4.conf.lxc1.rp_filter: wanted '0', running '2' (set by node_tuning_relax_rp_filter); "
+        "net.netfilter.nf_conntrack_max: wanted '300000', running '262144' (set by node_tuning_conntrack_max)")
+    assert [item["key"] for item in result["best_effort_unapplied"]] == ["net.netfilter.nf_conntrack_buckets"]
+    assert "net.ipv4.ip_forward = 1" in result["lines"]
+    assert "net.netfilter.nf_conntrack_buckets = 65536 (best effort: wanted 262144, the node did not take it)" \
+        in result["lines"]
+    assert "net.netfilter.nf_conntrack_max = 262144 (wanted 300000)" in result["lines"]
+    assert "net.ipv4.conf.cilium_*.rp_filter = 0 (no device matches yet)" in result["lines"]
+    assert not any(line.startswith("net.ipv4.conf.lxc*") for line in result["lines"])
+    assert result["lines"] == sorted(result["lines"])
+    assert len(result["lines"]) == len(result["matched"]) + 4
+
+
+def test_readback_lines_for_absent_and_unreadable_keys():
+    plan = sysctl.plan_from_settings({"conntrack_max": 65536, "relax_rp_filter": False, "ipv6": False,
+                                      "best_effort": ["net.netfilter.nf_conntrack_max"]})
+    running = {key: value for key, value in plan["sysctls"].items()}
+    running["net.netfilter.nf_conntrack_max"] = None
+    running["fs.inotify.max_user_watches"] = None
+    result = sysctl.readback(plan, running)
+    assert "net.netfilter.nf_conntrack_max: not on this node (best effort: wanted 65536)" in result["lines"]
+    assert "fs.inotify.max_user_watches = <not readable> (wanted 524288)" in result["lines"]
+    assert result["message"] == ("fs.inotify.max_user_watches: wanted '524288', running <not readable> "
+                                 "(set by node_tuning_inotify_max_user_watches)")
+
+
+def test_readback_of_a_matching_node_has_no_message():
+    plan = sysctl.plan_from_settings({"relax_rp_filter": False})
+    result = sysctl.readback(plan, dict(plan["sysctls"]))
+    assert result["message"] == "" and result["mismatched"] == []
+
+
+def test_describe_conflict_names_file_line_and_both_values():
+    files = {"/etc/sysctl.d/99-hardening.conf": "# CIS\nkernel.randomize_va_space = 2\nnet.ipv4.ip_forward = 0\n"}
+    conflicts = sysctl.find_conflicts(files, DROPIN, DESIRED)
+    assert sysctl.describe_conflict(conflicts[0], DROPIN) == (
+        "/etc/sysctl.d/99-hardening.conf line 3 sets net.ipv4.ip_forward = 0, which wins over "
+        "net.ipv4.ip_forward = 1 from /etc/sysctl.d/90-zerotrust-cilium.conf")
+
+
+def test_describe_conflict_for_an_exclusion():
+    files = {"/usr/lib/sysctl.d/50-default.conf": SYSTEMD_DEFAULT}
+    dropin = "/etc/sysctl.d/10-zerotrust-cilium.conf"
+    conflicts = sysctl.find_conflicts(files, dropin, DESIRED)
+    exclusion = [item for item in conflicts if item["theirs"] is None][0]
+    assert sysctl.describe_conflict(exclusion, dropin) == (
+        "/usr/lib/sysctl.d/50-default.conf line 4 excludes net.ipv4.conf.all.rp_filter "
+        "('-net.ipv4.conf.all.rp_filter' without a value), so net.ipv4.conf.all.rp_filter = 0 from "
+        "/etc/sysctl.d/10-zerotrust-cilium.conf is not applied")
