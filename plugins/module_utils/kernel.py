@@ -440,12 +440,14 @@ def validate_features(features, field="features"):
 # Cluster spec -> features
 # --------------------------------------------------------------------------------------
 
-# Missing spec keys fall back to the Cilium chart defaults.
+# Missing spec keys fall back to the collection's own defaults, the hardened ones the
+# cilium role installs (roles/cilium/defaults/main.yml; a unit test keeps the two in step),
+# so the preflight checks the kernel for what will really run.
 SPEC_DEFAULTS = {
     "cilium_routing_mode": "tunnel",
     "cilium_tunnel_protocol": "vxlan",
-    "cilium_kube_proxy_replacement": False,
-    "cilium_bpf_masquerade": False,
+    "cilium_kube_proxy_replacement": True,
+    "cilium_bpf_masquerade": True,
     "cilium_encryption": "none",
     "cilium_l7_proxy": True,
     "cilium_bandwidth_manager": False,

@@ -71,7 +71,7 @@ def test_every_filter_has_a_sidecar_whose_options_match_the_function(name):
 def test_kernel_features_from_the_lab_spec():
     assert FILTERS["kernel_features"](LAB_SPEC) == LAB_FEATURES
     assert FILTERS["kernel_features"]({"cilium_version": "1.18", "cilium_routing_mode": None}) == [
-        "base", "vxlan", "iptables_masquerade", "l7_proxy"]
+        "base", "vxlan", "kube_proxy_replacement", "bpf_masquerade", "l7_proxy"]
 
 
 def test_kernel_verdict_and_table():

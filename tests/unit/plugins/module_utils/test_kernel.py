@@ -225,11 +225,15 @@ def test_features_from_spec(changes, features):
     assert derived == {"cilium_version": "1.20", "features": features}
 
 
-def test_features_from_spec_uses_chart_defaults_for_missing_keys():
+def test_features_from_spec_uses_the_collection_defaults_for_missing_keys():
     derived = kernel.features_from_spec({"cilium_version": "1.18.2"})
-    # Cilium's chart: routingMode=tunnel, tunnelProtocol=vxlan, l7Proxy=true, bpf.masquerade=false.
-    assert derived == {"cilium_version": "1.18", "features": ["base", "vxlan", "iptables_masquerade",
-                                                              "l7_proxy"]}
+    # The cilium role's hardened defaults: tunnel/vxlan, kube-proxy replacement, BPF
+    # masquerading, L7 proxy on (roles/cilium/defaults/main.yml).
+    assert derived == {"cilium_version": "1.18", "features": ["base", "vxlan", "kube_proxy_replacement",
+                                                              "bpf_masquerade", "l7_proxy"]}
+    without_kpr = kernel.features_from_spec({"cilium_version": "1.18", "cilium_kube_proxy_replacement": False,
+                                             "cilium_bpf_masquerade": False})
+    assert without_kpr["features"] == ["base", "vxlan", "iptables_masquerade", "l7_proxy"]
 
 
 BAD_SPECS = [
