@@ -75,7 +75,7 @@ $(HELM):
 
 lab: host venv collection lab-image
 	ansible-playbook playbooks/lab.yml -i inventories/lab
-	@echo "lab: plan and report written to $(ROOT)/output/lab/"
+	@echo "lab: rollout output in $(ROOT)/output/lab/ (plan.md, cilium/, kube-proxy-removal/, policies/)"
 
 lab-destroy: venv
 	ansible-playbook playbooks/lab_destroy.yml -i inventories/lab

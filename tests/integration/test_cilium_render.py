@@ -4,7 +4,7 @@
 """The cilium role in render mode, through ansible-playbook, on a small inventory in tmp.
 
 The files are checked by content against references outside the role: the chart's
-values.schema.json and the CiliumLoadBalancerIPPool CRD from ../shared/reference, the
+values.schema.json and the CiliumLoadBalancerIPPool CRD as shipped unmodified in tools/, the
 cluster spec of the inventory, and Helm itself (``helm template`` with a local chart made
 here; the real chart cannot be downloaded on this machine).
 """
@@ -26,16 +26,13 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from helpers import ROOT, run_playbook  # noqa: E402
+import reference_data  # noqa: E402  pylint: disable=wrong-import-order
 
 PLAYBOOK = "playbooks/cilium.yml"
-REFERENCE = os.path.join(os.path.dirname(ROOT), "shared", "reference")
 HELM = os.path.join(ROOT, ".build", "bin", "helm")
 
-with open(os.path.join(REFERENCE, "cilium-chart", "values.schema.json")) as handle:
-    VALUES_SCHEMA = yaml.safe_load(handle)
-with open(os.path.join(REFERENCE, "cilium-crds", "ciliumloadbalancerippools.yaml")) as handle:
-    POOL_SCHEMA = [version for version in yaml.safe_load(handle)["spec"]["versions"]
-                   if version["name"] == "v2"][0]["schema"]["openAPIV3Schema"]
+VALUES_SCHEMA = reference_data.chart_values_schema()
+POOL_SCHEMA = reference_data.lb_ippool_schema()
 
 CLUSTER_VARS = {
     "zerotrust_mode": "render",

@@ -24,26 +24,18 @@ import re
 
 import jsonschema
 import pytest
+import reference_data
 import yaml
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cilium_chart_data as chart
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cilium_values as cv
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput, InvalidInputs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-REFERENCE = os.path.join(os.path.dirname(ROOT), "shared", "reference")
-CHART_DIR = os.path.join(REFERENCE, "cilium-chart")
-CRD_FILE = os.path.join(REFERENCE, "cilium-crds", "ciliumloadbalancerippools.yaml")
-
-with open(os.path.join(CHART_DIR, "values.yaml")) as handle:
-    VALUES_TEXT = handle.read()
+ROOT = reference_data.ROOT
+VALUES_TEXT = reference_data.chart_values_text()
 REFERENCE_VALUES = yaml.safe_load(VALUES_TEXT)
-with open(os.path.join(CHART_DIR, "values.schema.json")) as handle:
-    REFERENCE_SCHEMA = yaml.safe_load(handle)
-with open(CRD_FILE) as handle:
-    REFERENCE_CRD = yaml.safe_load(handle)
-REFERENCE_POOL_SCHEMA = [version for version in REFERENCE_CRD["spec"]["versions"]
-                         if version["name"] == "v2"][0]["schema"]["openAPIV3Schema"]
+REFERENCE_SCHEMA = reference_data.chart_values_schema()
+REFERENCE_POOL_SCHEMA = reference_data.lb_ippool_schema()
 
 # The source guide's "production" values, as published (four keys the chart does not have).
 SOURCE_GUIDE_VALUES = yaml.safe_load("""
@@ -126,9 +118,9 @@ def load_generator():
 
 
 def published_sha256():
-    """The checksums the reference README publishes for the chart and CRD files."""
+    """The checksums published with the shipped chart and CRD files."""
     sums = {}
-    for readme in (os.path.join(CHART_DIR, "README.md"), os.path.join(REFERENCE, "cilium-crds", "README.md")):
+    for readme in (os.path.join(reference_data.CHART_DIR, "README.md"),):
         with open(readme) as handle:
             for line in handle:
                 match = re.search(r"`([\w.]+\.(?:yaml|json))`.*\|\s*([0-9a-f]{64})\s*\|", line)
