@@ -540,7 +540,7 @@ def test_readback_names_key_values_and_variable():
 def test_readback_lines_for_absent_and_unreadable_keys():
     plan = sysctl.plan_from_settings({"conntrack_max": 65536, "relax_rp_filter": False, "ipv6": False,
                                       "best_effort": ["net.netfilter.nf_conntrack_max"]})
-    running = {key: value for key, value in plan["sysctls"].items()}
+    running = dict(plan["sysctls"])
     running["net.netfilter.nf_conntrack_max"] = None
     running["fs.inotify.max_user_watches"] = None
     result = sysctl.readback(plan, running)
