@@ -87,7 +87,7 @@ test-unit: venv
 	python -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-integration: venv collection lab-image helm
-	python -m pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+	python -m pytest tests/integration -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 lint: venv
 	ansible-lint --offline --profile production

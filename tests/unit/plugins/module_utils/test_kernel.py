@@ -651,11 +651,9 @@ BAD_VERDICT_INPUTS = [
 def test_verdict_rejects_bad_input_naming_the_role_variable(changes, message):
     arguments = dict(features=LAB_FEATURES, cilium_version="1.20", waive=[], unknown_is_failure=False)
     arguments.update(changes)
-    features = arguments.pop("features")
-    cilium_version = arguments.pop("cilium_version")
     arguments.update(ROLE_FIELDS)
     with pytest.raises(InvalidInput) as caught:
-        kernel.verdict(_facts(), features, cilium_version, **arguments)
+        kernel.verdict(_facts(), **arguments)
     assert str(caught.value) == message
 
 
