@@ -16,55 +16,33 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import inspect
-
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.zerotrust.cilium.plugins.module_utils import kube_proxy as kube_proxy_logic
-from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import CollectionError, InvalidInput
-
-
-def _call(filter_name, function, value, args, options):
-    """Run ``function(value, **options)``, turning every input problem into AnsibleFilterError."""
-    option_names = list(inspect.signature(function).parameters)[1:]
-    if args:
-        raise AnsibleFilterError("%s: takes keyword options only (e.g. %s=...), got positional %r"
-                                 % (filter_name, option_names[0], list(args)))
-    for name in options:
-        if name not in option_names:
-            raise AnsibleFilterError(str(InvalidInput(
-                "options", name, "is not one of: %s" % ", ".join(option_names), where=filter_name)))
-    try:
-        return function(value, **options)
-    except CollectionError as err:
-        raise AnsibleFilterError("%s: %s" % (filter_name, err))
-    except (TypeError, ValueError, AttributeError) as err:
-        raise AnsibleFilterError("%s: %s" % (filter_name, err))
+from ansible_collections.zerotrust.cilium.plugins.plugin_utils.filter_call import call_filter
 
 
 def kube_proxy_removal_gates(cilium_config, *args, **options):
     """Whether kube-proxy may be removed, and which gate failed why."""
-    return _call("kube_proxy_removal_gates", kube_proxy_logic.removal_gates, cilium_config, args, options)
+    return call_filter("kube_proxy_removal_gates", kube_proxy_logic.removal_gates, cilium_config, args, options)
 
 
 def cilium_agent_endpoint(daemonset, *args, **options):
     """Where the Cilium agent finds the API server (env values or ConfigMap references)."""
-    return _call("cilium_agent_endpoint", kube_proxy_logic.cilium_agent_endpoint, daemonset, args, options)
+    return call_filter("cilium_agent_endpoint", kube_proxy_logic.cilium_agent_endpoint, daemonset, args, options)
 
 
 def kubeadm_kube_proxy_patch(cluster_configuration, *args, **options):
     """Set or undo proxy.disabled in a kubeadm ClusterConfiguration."""
-    return _call("kubeadm_kube_proxy_patch", kube_proxy_logic.kubeadm_patch, cluster_configuration, args, options)
+    return call_filter("kubeadm_kube_proxy_patch", kube_proxy_logic.kubeadm_patch, cluster_configuration, args, options)
 
 
 def kube_proxy_restorable(obj, *args, **options):
     """A live Kubernetes object as a manifest that can be created again."""
-    return _call("kube_proxy_restorable", kube_proxy_logic.restorable_manifest, obj, args, options)
+    return call_filter("kube_proxy_restorable", kube_proxy_logic.restorable_manifest, obj, args, options)
 
 
 def kube_proxy_removal_plan(nodes, *args, **options):
     """Gates, backups, deletions, node batches and probes of a removal run."""
-    return _call("kube_proxy_removal_plan", kube_proxy_logic.removal_plan, nodes, args, options)
+    return call_filter("kube_proxy_removal_plan", kube_proxy_logic.removal_plan, nodes, args, options)
 
 
 class FilterModule(object):

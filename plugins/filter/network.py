@@ -12,59 +12,35 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import inspect
-
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cidr as cidr_math
 from ansible_collections.zerotrust.cilium.plugins.module_utils import conntrack as conntrack_math
 from ansible_collections.zerotrust.cilium.plugins.module_utils import mtu as mtu_math
-from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import CollectionError, InvalidInput
-
-
-def _call(filter_name, function, value, args, options):
-    """Run ``function(value, **options)``, turning every input problem into AnsibleFilterError."""
-    parameters = list(inspect.signature(function).parameters)
-    option_names = parameters[1:]
-    if args:
-        raise AnsibleFilterError(
-            "%s: takes keyword options only (e.g. %s=...), got positional %r"
-            % (filter_name, option_names[0], list(args)))
-    for name in options:
-        if name not in option_names:
-            raise AnsibleFilterError(str(InvalidInput(
-                "options", name, "is not one of: %s" % ", ".join(option_names), where=filter_name)))
-    try:
-        return function(value, **options)
-    except CollectionError as err:
-        raise AnsibleFilterError(str(err))
-    except (TypeError, ValueError) as err:
-        raise AnsibleFilterError("%s: %s" % (filter_name, err))
+from ansible_collections.zerotrust.cilium.plugins.plugin_utils.filter_call import call_filter
 
 
 def cilium_mtu(base_mtu, *args, **options):
     """Cilium's device, route and WireGuard MTUs for an underlay MTU."""
-    return _call("cilium_mtu", mtu_math.plan_mtu, base_mtu, args, options)
+    return call_filter("cilium_mtu", mtu_math.plan_mtu, base_mtu, args, options)
 
 
 def pod_cidr_plan(cluster_cidr, *args, **options):
     """Per-node prefix and capacity of a Cilium cluster-pool pod CIDR."""
-    return _call("pod_cidr_plan", cidr_math.pod_cidr_plan, cluster_cidr, args, options)
+    return call_filter("pod_cidr_plan", cidr_math.pod_cidr_plan, cluster_cidr, args, options)
 
 
 def cidr_overlaps(cidrs, *args, **options):
     """Overlapping pairs among named CIDRs."""
-    return _call("cidr_overlaps", cidr_math.cidr_overlaps, cidrs, args, options)
+    return call_filter("cidr_overlaps", cidr_math.cidr_overlaps, cidrs, args, options)
 
 
 def routing_mode(pod_cidr, *args, **options):
     """Native routing or tunnel, with the reason."""
-    return _call("routing_mode", cidr_math.routing_mode, pod_cidr, args, options)
+    return call_filter("routing_mode", cidr_math.routing_mode, pod_cidr, args, options)
 
 
 def conntrack_max(memory_mib, *args, **options):
     """nf_conntrack_max and nf_conntrack_buckets for a node's memory."""
-    return _call("conntrack_max", conntrack_math.conntrack_max, memory_mib, args, options)
+    return call_filter("conntrack_max", conntrack_math.conntrack_max, memory_mib, args, options)
 
 
 class FilterModule(object):

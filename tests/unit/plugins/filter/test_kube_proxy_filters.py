@@ -69,7 +69,7 @@ def test_each_filter_returns_what_its_pure_function_returns():
      "kube_proxy_restorable: restorable_manifest: object.apiVersion: None is missing; pass the object as the API "
      "returns it"),
     ("cilium_agent_endpoint", [], (), {"container": "agent"},
-     "cilium_agent_endpoint: cilium_agent_endpoint: daemonset: [] is not a mapping (an object as the Kubernetes "
+     "cilium_agent_endpoint: daemonset: [] is not a mapping (an object as the Kubernetes "
      "API returns it)"),
     ("kube_proxy_removal_plan", ["n1"], (), {"service_cidr": "10.43.0.0/16", "api_server_host": "api",
                                              "serial": "all"},
