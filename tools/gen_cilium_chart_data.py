@@ -25,9 +25,6 @@ documented key (``DOCUMENTED_COMMENTED_KEYS``) or as an example or prose
 
 from __future__ import absolute_import, division, print_function
 
-import argparse
-import gzip
-import hashlib
 import io
 import json
 import os
@@ -35,6 +32,9 @@ import re
 import sys
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated_module  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHART_VERSION = "1.20.0"
@@ -146,17 +146,7 @@ INDENT = "    "
 
 def read_source(name, source_dir):
     """Bytes of a source file (plain or .gz), checked against its published SHA-256."""
-    plain = os.path.join(source_dir, name)
-    if os.path.exists(plain):
-        with open(plain, "rb") as handle:
-            data = handle.read()
-    else:
-        with gzip.open(plain + ".gz", "rb") as handle:
-            data = handle.read()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SOURCES[name]:
-        raise SystemExit("%s: sha256 %s, expected %s (not the published chart file)" % (name, digest, SOURCES[name]))
-    return data
+    return generated_module.read_checked(name, SOURCES[name], source_dir, "chart file")
 
 
 def commented_keys(text, values):
@@ -385,26 +375,8 @@ def render(source_dir=SOURCE_DIR):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source-dir", default=SOURCE_DIR,
-                        help="directory with the chart files, plain or .gz (default: %(default)s)")
-    parser.add_argument("--output", default=OUTPUT, help="module to write (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the module differs")
-    args = parser.parse_args(argv)
-    text = render(args.source_dir)
-    current = None
-    if os.path.exists(args.output):
-        with open(args.output, encoding="utf-8") as handle:
-            current = handle.read()
-    if args.check:
-        if current != text:
-            print("%s is out of date; run tools/gen_cilium_chart_data.py" % args.output)
-            return 1
-        return 0
-    if current != text:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    return 0
+    return generated_module.main(argv, __doc__.splitlines()[0], render, SOURCE_DIR, OUTPUT,
+                                 "chart files", "tools/gen_cilium_chart_data.py")
 
 
 if __name__ == "__main__":

@@ -19,14 +19,14 @@ files and do not take part in validation); every other keyword is kept as it is.
 
 from __future__ import absolute_import, division, print_function
 
-import argparse
-import gzip
-import hashlib
 import io
 import os
 import sys
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated_module  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_DIR = os.path.join(ROOT, "tools", "cilium_policy_crds")
@@ -80,17 +80,8 @@ UPSTREAM = {upstream!r}
 
 
 def read_source(name, digest, source_dir):
-    plain = os.path.join(source_dir, name)
-    if os.path.exists(plain):
-        with open(plain, "rb") as handle:
-            data = handle.read()
-    else:
-        with gzip.open(plain + ".gz", "rb") as handle:
-            data = handle.read()
-    found = hashlib.sha256(data).hexdigest()
-    if found != digest:
-        raise SystemExit("%s: sha256 %s, expected %s (not the published CRD file)" % (name, found, digest))
-    return data
+    """Bytes of a CRD file (plain or .gz), checked against its published SHA-256."""
+    return generated_module.read_checked(name, digest, source_dir, "CRD file")
 
 
 def without_descriptions(schema):
@@ -185,26 +176,8 @@ def render(source_dir=SOURCE_DIR):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source-dir", default=SOURCE_DIR,
-                        help="directory with the CRD files, plain or .gz (default: %(default)s)")
-    parser.add_argument("--output", default=OUTPUT, help="module to write (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the module differs")
-    args = parser.parse_args(argv)
-    text = render(args.source_dir)
-    current = None
-    if os.path.exists(args.output):
-        with open(args.output, encoding="utf-8") as handle:
-            current = handle.read()
-    if args.check:
-        if current != text:
-            print("%s is out of date; run tools/gen_netpol_crd_schemas.py" % args.output)
-            return 1
-        return 0
-    if current != text:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    return 0
+    return generated_module.main(argv, __doc__.splitlines()[0], render, SOURCE_DIR, OUTPUT,
+                                 "CRD files", "tools/gen_netpol_crd_schemas.py")
 
 
 if __name__ == "__main__":
