@@ -62,6 +62,14 @@ def sysctl_compare(plan, running=None):
     return sysctl_logic.readback(plan, running)
 
 
+def sysctl_dropin_plan(text, dropin="/etc/sysctl.d/90-zerotrust-cilium.conf"):
+    """The plan a drop-in file written by the node_tuning role carries, for sysctl_compare."""
+    try:
+        return sysctl_logic.plan_from_dropin(text, dropin)
+    except CollectionError as err:
+        _fail("sysctl_dropin_plan", err)
+
+
 class FilterModule(object):
     """Sysctl filters of zerotrust.cilium."""
 
@@ -71,4 +79,5 @@ class FilterModule(object):
             "sysctl_dropin": sysctl_dropin,
             "sysctl_check_keys": sysctl_check_keys,
             "sysctl_compare": sysctl_compare,
+            "sysctl_dropin_plan": sysctl_dropin_plan,
         }

@@ -546,6 +546,29 @@ def plan_from_settings(settings):
     return plan
 
 
+def plan_from_dropin(text, dropin_path):
+    """The plan a drop-in file carries, to check a node against what was written to it.
+
+    ``text`` is the drop-in as :func:`render_dropin` wrote it.  Returns a plan like
+    :func:`plan_from_settings` (``{"sysctls", "origins", "best_effort"}``): every assignment,
+    the file as the origin of each key, and the keys written with systemd's ``-`` prefix as
+    best effort (globs excepted: their ``-`` only says that no device may match yet).  Glob
+    exclusions (``-key`` without a value) carry no wanted value and are left out.
+    """
+    if not isinstance(text, str):
+        raise InvalidInput("dropin", text, "must be the text of a sysctl.d file")
+    plan = {"sysctls": {}, "origins": {}, "best_effort": []}
+    for entry in parse_sysctl_file(text):
+        if entry["value"] is None:
+            continue
+        plan["sysctls"][entry["key"]] = entry["value"]
+        plan["origins"][entry["key"]] = "%s line %d" % (dropin_path, entry["line"])
+        if entry["ignore_failure"] and not is_glob(entry["key"]):
+            plan["best_effort"].append(entry["key"])
+    plan["best_effort"].sort()
+    return plan
+
+
 def origin_of(key, origins):
     """The variable behind ``key``: its own entry, else the glob entry that matches it."""
     if key in origins:

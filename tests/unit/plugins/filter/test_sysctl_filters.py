@@ -32,7 +32,7 @@ LAB_SETTINGS = {
 
 
 def test_filter_names():
-    assert sorted(FILTERS) == ["sysctl_check_keys", "sysctl_compare", "sysctl_dropin", "sysctl_plan"]
+    assert sorted(FILTERS) == ["sysctl_check_keys", "sysctl_compare", "sysctl_dropin", "sysctl_dropin_plan", "sysctl_plan"]
 
 
 @pytest.mark.parametrize("name", sorted(FILTERS))
@@ -113,3 +113,18 @@ def test_bad_input_raises_a_filter_error_naming_the_variable(case, name, value, 
     with pytest.raises(AnsibleFilterError) as caught:
         FILTERS[name](value, **options)
     assert caught.value.message == message
+
+
+def test_sysctl_dropin_plan_reads_back_a_rendered_dropin_for_sysctl_compare():
+    plan = FILTERS["sysctl_plan"]({"conntrack_max": 262144, "best_effort": ["net.netfilter.nf_conntrack_max"]})
+    read = FILTERS["sysctl_dropin_plan"](FILTERS["sysctl_dropin"](plan), dropin="/etc/sysctl.d/90-x.conf")
+    running = dict((key, value) for key, value in read["sysctls"].items() if "*" not in key)
+    running["net.netfilter.nf_conntrack_max"] = "65536"
+    comparison = FILTERS["sysctl_compare"](read, running=running)
+    assert comparison["mismatched"] == []
+    assert [item["key"] for item in comparison["best_effort_unapplied"]] == ["net.netfilter.nf_conntrack_max"]
+
+
+def test_sysctl_dropin_plan_refuses_what_is_not_text():
+    with pytest.raises(AnsibleFilterError, match=r"^sysctl_dropin_plan: dropin: 42 must be the text of a sysctl.d file"):
+        FILTERS["sysctl_dropin_plan"](42)

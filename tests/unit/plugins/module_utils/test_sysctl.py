@@ -573,3 +573,26 @@ def test_describe_conflict_for_an_exclusion():
         "/usr/lib/sysctl.d/50-default.conf line 4 excludes net.ipv4.conf.all.rp_filter "
         "('-net.ipv4.conf.all.rp_filter' without a value), so net.ipv4.conf.all.rp_filter = 0 from "
         "/etc/sysctl.d/10-zerotrust-cilium.conf is not applied")
+
+
+def test_plan_from_dropin_reads_back_what_render_dropin_wrote():
+    plan = sysctl.plan_from_settings({"conntrack_max": 262144, "conntrack_buckets": 65536,
+                                      "best_effort": ["net.netfilter.nf_conntrack_max"]})
+    text = sysctl.render_dropin(plan["sysctls"], plan["best_effort"])
+    read = sysctl.plan_from_dropin(text, "/etc/sysctl.d/90-zerotrust-cilium.conf")
+    assert read["sysctls"] == {key: " ".join(str(value).split()) for key, value in plan["sysctls"].items()}
+    assert read["best_effort"] == ["net.netfilter.nf_conntrack_max"]
+    assert read["origins"]["net.ipv4.ip_forward"].startswith("/etc/sysctl.d/90-zerotrust-cilium.conf line ")
+
+
+def test_plan_from_dropin_leaves_out_exclusions_and_glob_prefixes():
+    text = "# c\n-net.ipv4.conf.lxc*.rp_filter = 0\n-net.ipv4.conf.eth9.rp_filter\nnet.ipv4.ip_forward=1\n"
+    read = sysctl.plan_from_dropin(text, "/x.conf")
+    assert read == {"sysctls": {"net.ipv4.conf.lxc*.rp_filter": "0", "net.ipv4.ip_forward": "1"},
+                    "origins": {"net.ipv4.conf.lxc*.rp_filter": "/x.conf line 2", "net.ipv4.ip_forward": "/x.conf line 4"},
+                    "best_effort": []}
+
+
+def test_plan_from_dropin_refuses_what_is_not_text():
+    with pytest.raises(InvalidInput, match=r"^dropin: None must be the text of a sysctl.d file"):
+        sysctl.plan_from_dropin(None, "/x.conf")
