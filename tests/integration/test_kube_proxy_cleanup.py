@@ -33,6 +33,7 @@ import sys
 import pytest
 
 from helpers import ROOT, ansible_playbook_command, collections_path
+from mock_api import mock_kube_api, read_state
 
 FIXTURES = os.path.join(ROOT, "tests", "integration", "fixtures", "kube_proxy")
 PLAYBOOK = os.path.join(FIXTURES, "cleanup.yml")
@@ -393,7 +394,7 @@ def test_node_entry_point_stops_when_a_service_does_not_answer(service_node, tmp
 
 # ------------------------- the whole removal and rollback, against a MOCK Kubernetes API
 #
-# No Kubernetes API can run here. fixtures/kube_proxy/mock_kube_api.py is a mock API server
+# No Kubernetes API can run here. fixtures/mock_kube_api.py is a mock API server
 # (discovery, get/list/create/patch/delete, pod exec over WebSocket) holding the mock
 # objects of fixtures/kube_proxy/cluster/; it runs inside the test's network namespace next
 # to the node's real iptables rules, so playbooks/kube_proxy_removal.yml and
@@ -401,7 +402,6 @@ def test_node_entry_point_stops_when_a_service_does_not_answer(service_node, tmp
 # deletions through kubernetes.core, the node cleanup on real iptables, the TCP checks
 # against real listeners.
 
-MOCK_API = os.path.join(FIXTURES, "mock_kube_api.py")
 REMOVAL_PLAYBOOK = os.path.join(ROOT, "playbooks", "kube_proxy_removal.yml")
 RESTORE_PLAYBOOK = os.path.join(ROOT, "playbooks", "kube_proxy_restore.yml")
 AGENT_PODS = (("cilium-7xk2p", "zt-lab-cp1"), ("cilium-bq9ft", "zt-lab-w1"), ("cilium-zzr4m", "zt-lab-w2"))
@@ -444,14 +444,11 @@ def mock_cluster_state():
 
 
 class MockCluster(object):
-    def __init__(self, directory, state):
-        self.state_file = str(directory / "mock-api-state.json")
-        with open(self.state_file, "w") as stream:
-            json.dump(state, stream)
+    def __init__(self, state_file):
+        self.state_file = state_file
 
     def read(self):
-        with open(self.state_file) as stream:
-            return json.load(stream)
+        return read_state(self.state_file)
 
     def find(self, kind, name):
         return [obj for obj in self.read()["objects"] if obj["kind"] == kind and obj["metadata"]["name"] == name]
@@ -461,33 +458,16 @@ class MockCluster(object):
 def mock_cluster(service_node, tmp_path):
     """The service node's namespace with a mock Kubernetes API listening inside it."""
     node, _listener = service_node
-    cluster = MockCluster(tmp_path, mock_cluster_state())
-    port_file = str(tmp_path / "mock-api-port")
-    server = subprocess.Popen(["ip", "netns", "exec", node, sys.executable, MOCK_API, cluster.state_file, port_file])
-    try:
-        for _attempt in range(100):
-            if os.path.exists(port_file) or server.poll() is not None:
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
-        with open(port_file) as stream:
-            port = stream.read().strip()
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "mock",
-            "clusters": [{"name": "mock", "cluster": {"server": "http://127.0.0.1:%s" % port}}],
-            "users": [{"name": "mock", "user": {"token": "mock-token"}}],
-            "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock"}}]}))
+    with mock_kube_api(tmp_path, mock_cluster_state(), netns=node) as (state_file, kubeconfig):
+        cluster = MockCluster(state_file)
         inventory = tmp_path / "inventory.yml"
         inventory.write_text(json.dumps({"all": {"children": {"k8s_cluster": {"hosts": {"zt-itest-kp-node": {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
         cluster.node = node
-        cluster.kubeconfig = str(kubeconfig)
+        cluster.kubeconfig = kubeconfig
         cluster.inventory = str(inventory)
         cluster.output_dir = str(tmp_path / "output")
         yield cluster
-    finally:
-        server.kill()
-        server.wait()
 
 
 def run_against_mock(cluster, playbook, check=False, **extra_vars):
