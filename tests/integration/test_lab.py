@@ -1,10 +1,13 @@
-"""The lab on real podman nodes: creation, the plan phase, idempotence, bad input, removal.
+"""The lab on real podman nodes: creation, the plan phase, the verify phase and its report,
+phase preconditions, idempotence, bad input, removal.
 
 Runs playbooks/lab.yml and playbooks/lab_destroy.yml exactly as 'make lab' and
 'make lab-destroy' do, on a copy of the lab inventory with its own names and subnet.
 """
 
 import os
+import shutil
+from xml.etree import ElementTree
 
 import pytest
 
@@ -13,6 +16,8 @@ from lab_fixture import LabCopy, parse_recap, podman
 
 LAB_PLAYBOOK = os.path.join(REPO, "playbooks", "lab.yml")
 DESTROY_PLAYBOOK = os.path.join(REPO, "playbooks", "lab_destroy.yml")
+VERIFY_PLAYBOOK = os.path.join(REPO, "playbooks", "verify.yml")
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +69,126 @@ def test_plan_report_lists_every_node_with_its_real_kernel(lab):
     assert "| DF ping payload filling the route MTU (IPv4) | 1422 |" in report
     # 110 pods + 2 reserved need 112 addresses: a /25 (128) per node.
     assert "| per-node prefix (`clusterPoolIPv4MaskSize`) | /25 |" in report
+
+
+def test_verify_phase_probes_every_pod_pair_and_writes_the_report(lab):
+    """The lab's open matrix, measured: every pod reaches every other pod on each flow's port."""
+    output = lab.first_run.stdout
+    assert "Rollout report: %s/report.html" % lab.output_dir in output
+    for name in ("report.md", "report.html", "reachability.svg"):
+        assert os.path.getsize(os.path.join(lab.output_dir, name)) > 0, name
+    svg = ElementTree.parse(os.path.join(lab.output_dir, "reachability.svg")).getroot()
+    assert svg.tag == SVG + "svg"
+    with open(os.path.join(lab.output_dir, "report.md")) as stream:
+        report = stream.read()
+    kernel = os.uname().release
+    for node in lab.nodes:
+        assert node in report and kernel in report, node
+    # 3 pods, 6 ordered pairs, 3 services (HTTP GET /api/v1/data on 8080, TCP 5432, ICMP).
+    assert "| Connectivity | ok | 18 of 18 probes agree with the plan |" in report, report[:2000]
+    assert "| MTU probes | ok | 6 of 6 paths ok |" in report
+
+
+def test_verify_names_a_path_the_network_blocks(lab, tmp_path):
+    """Drop one flow's port in one pod: the truth table names exactly that pair, the report marks it."""
+    nodes = sorted(lab.nodes)
+    blocked = nodes[-1]
+    rule = ["ip", "netns", "exec", "zt-pod", "nft"]
+    podman("exec", blocked, *rule, "add table inet zt_itest_block")
+    try:
+        podman("exec", blocked, *rule,
+               "add chain inet zt_itest_block input { type filter hook input priority 0 ; tcp dport 5432 drop ; }")
+        report_dir = str(tmp_path / "report")
+        failed = run_playbook(VERIFY_PLAYBOOK, inventory=lab.inventory,
+                              extra_vars={"verify_report_dir": report_dir, "verify_probe_timeout": 0.5})
+    finally:
+        podman("exec", blocked, *rule, "delete table inet zt_itest_block", check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-3000:]
+    mismatches = [line for line in output.splitlines() if "expected allowed but blocked" in line]
+    assert mismatches, output[-3000:]
+    for source in nodes[:-1]:
+        assert any(source in line and blocked in line and "5432" in line for line in mismatches), mismatches
+    assert not any("8080" in line for line in mismatches), mismatches
+    assert "Traceback" not in output
+    svg = ElementTree.parse(os.path.join(report_dir, "reachability.svg")).getroot()
+    assert "5432" in ElementTree.tostring(svg, encoding="unicode")
+
+
+def test_a_phase_alone_on_an_unprepared_node_stops_before_changing_anything(lab, tmp_path):
+    """cilium needs the nodes phase: a node without the node_tuning drop-in stops it, by name."""
+    node = sorted(lab.nodes)[-1]
+    dropin = "/etc/sysctl.d/90-zerotrust-cilium.conf"
+    podman("exec", node, "mv", dropin, "/root/dropin.conf")
+    output_dir = str(tmp_path / "cilium-output")
+    try:
+        failed = run_playbook(os.path.join(REPO, "playbooks", "cilium.yml"), inventory=lab.inventory,
+                              extra_vars={"zerotrust_output_dir": output_dir})
+    finally:
+        podman("exec", node, "mv", "/root/dropin.conf", dropin)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-3000:]
+    assert "the cilium phase needs prepared nodes, and %s has no %s" % (node, dropin) in output
+    assert "ansible-playbook zerotrust.cilium.nodes" in output
+    assert not os.path.exists(output_dir)
+
+
+def test_policies_alone_before_cilium_stops_naming_the_missing_phase(lab, tmp_path):
+    output_dir = tmp_path / "policies-output"
+    output_dir.mkdir()
+    failed = run_playbook(os.path.join(REPO, "playbooks", "policies.yml"), inventory=lab.inventory,
+                          extra_vars={"zerotrust_output_dir": str(output_dir)})
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-3000:]
+    assert "the policies phase needs Cilium first" in output
+    assert "ansible-playbook zerotrust.cilium.cilium" in output
+    assert list(output_dir.iterdir()) == []
+    # Once the cilium phase has rendered its values, the same run goes through.
+    shutil.copytree(os.path.join(lab.output_dir, "cilium"), str(output_dir / "cilium"))
+    passed = run_playbook(os.path.join(REPO, "playbooks", "policies.yml"), inventory=lab.inventory,
+                          extra_vars={"zerotrust_output_dir": str(output_dir)})
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    assert (output_dir / "policies" / "proof.json").is_file()
+
+
+def test_preflight_shows_sysctl_drift_and_changes_nothing(lab):
+    """A node whose drop-in drifted: the preflight shows the diff, reports it, and leaves the file."""
+    node = sorted(lab.nodes)[0]
+    dropin = "/etc/sysctl.d/90-zerotrust-cilium.conf"
+    before = podman("exec", node, "cat", dropin).stdout
+    podman("exec", node, "sed", "-i", "s/^net.ipv4.tcp_mtu_probing = 1$/net.ipv4.tcp_mtu_probing = 0/", dropin)
+    try:
+        drifted = podman("exec", node, "cat", dropin).stdout
+        assert drifted != before
+        preflight = run_playbook(os.path.join(REPO, "playbooks", "preflight.yml"), inventory=lab.inventory,
+                                 env={"ANSIBLE_DIFF_ALWAYS": "1"})
+        after = podman("exec", node, "cat", dropin).stdout
+    finally:
+        podman("exec", node, "sed", "-i", "s/^net.ipv4.tcp_mtu_probing = 0$/net.ipv4.tcp_mtu_probing = 1/", dropin)
+    output = preflight.stdout
+    assert preflight.returncode == 0, output[-3000:]
+    assert "-net.ipv4.tcp_mtu_probing = 0\n+net.ipv4.tcp_mtu_probing = 1" in output.replace("\r", "")
+    recap = parse_recap(output)
+    assert recap[node]["changed"] == 1 and all(recap[other]["changed"] == 0 for other in recap if other != node), recap
+    assert after == drifted
+    assert podman("exec", node, "ls", "/sys/fs/bpf").returncode == 0
+
+
+def test_rollback_needs_a_decision_and_changes_nothing_in_render_mode(lab):
+    playbook = os.path.join(REPO, "playbooks", "rollback.yml")
+    undecided = run_playbook(playbook, inventory=lab.inventory)
+    assert undecided.returncode != 0
+    assert "missing required arguments: zerotrust_rollback" in undecided.stdout
+    wrong = run_playbook(playbook, inventory=lab.inventory, extra_vars={"zerotrust_rollback": ["calico"]})
+    assert wrong.returncode != 0
+    assert "zerotrust_rollback" in wrong.stdout and "policies, kube_proxy, cilium" in wrong.stdout, wrong.stdout[-2000:]
+    rendered = run_playbook(playbook, inventory=lab.inventory,
+                            extra_vars={"zerotrust_rollback": ["policies", "kube_proxy", "cilium"]})
+    assert rendered.returncode == 0, rendered.stdout[-3000:]
+    for message in ("network_policy rollback: zerotrust_mode is render", "kube_proxy_removal: zerotrust_mode is render",
+                    "cilium rollback: zerotrust_mode is render"):
+        assert message in rendered.stdout, message
+    assert all(counts["changed"] == 0 for counts in parse_recap(rendered.stdout).values())
 
 
 def test_second_lab_run_changes_nothing(lab):

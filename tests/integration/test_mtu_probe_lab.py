@@ -42,7 +42,7 @@ PROBE_PLAYBOOK = os.path.join(REPO, "tests", "integration", "playbooks", "mtu_pr
 UNDERLAY_MTU = 1500
 ROUTE_MTU = plan_mtu(UNDERLAY_MTU, tunnel="vxlan")["route_mtu"]  # 1450
 FIRST_LOST = UNDERLAY_MTU - 50 + 1  # 1451: the first inner size whose VXLAN packet exceeds 1500
-FAST_PROBES = {"zerotrust_verify_mtu_timeout": 0.5}
+FAST_PROBES = {"verify_mtu_timeout": 0.5}
 
 
 @pytest.fixture(scope="module")
