@@ -30,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every file that goes into the collection tarball.
 COLLECTION_SOURCES := galaxy.yml README.md LICENSE requirements.txt bindep.txt \
-	$(shell find meta plugins roles playbooks changelogs docs -type f -not -name '*.pyc' 2>/dev/null)
+	$(shell find meta plugins roles playbooks changelogs docs extensions -type f -not -name '*.pyc' 2>/dev/null)
 
 .PHONY: help host venv collection lab-image lab lab-destroy test test-unit test-integration \
 	lint sanity molecule bench clean helm
@@ -75,7 +75,7 @@ $(HELM):
 
 lab: host venv collection lab-image
 	ansible-playbook playbooks/lab.yml -i inventories/lab
-	@echo "lab: rollout output in $(ROOT)/output/lab/ (plan.md, cilium/, kube-proxy-removal/, policies/)"
+	@echo "lab: rollout report in $(ROOT)/output/lab/report.html (report.md, reachability.svg; plan.md, cilium/, kube-proxy-removal/, policies/ next to it)"
 
 lab-destroy: venv
 	ansible-playbook playbooks/lab_destroy.yml -i inventories/lab
@@ -104,9 +104,12 @@ sanity: venv
 	python tests/sanity/get_pip_offline.py --install-stand-in
 	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
 
+# molecule's prerun installs this checkout into ~/.ansible/collections; that copy is removed
+# again afterwards, whatever the result, so that it never shadows .build/collections later.
 molecule: venv collection lab-image
-	@set -e; for scenario in $$(ls molecule 2>/dev/null); do \
-		echo "== molecule test -s $$scenario"; molecule test -s $$scenario; done
+	@status=0; for scenario in $$(ls molecule 2>/dev/null); do \
+		echo "== molecule test -s $$scenario"; molecule test -s $$scenario || { status=1; break; }; done; \
+		rm -rf $(HOME)/.ansible/collections/ansible_collections/zerotrust/cilium; exit $$status
 
 bench: venv
 	@mkdir -p bench/results
