@@ -61,7 +61,8 @@ GUIDE_MISTAKES = {
 def inventory(tmp_path):
     """An inventory of one control-plane node and two workers, all on the local connection."""
     def write(**changes):
-        variables = dict(CLUSTER_VARS, zerotrust_output_dir=str(tmp_path / "output"))
+        # Renders the values without the nodes phase, as a review before any node is touched.
+        variables = dict(CLUSTER_VARS, zerotrust_output_dir=str(tmp_path / "output"), preconditions_assume_done=["nodes"])
         variables.update(changes)
         # The nodes' interpreter is the system Python, which has no jsonschema: the values module
         # must run with the controller's Python, as in the lab.

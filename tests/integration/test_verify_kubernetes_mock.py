@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 
+import guide_scenario
 import kubernetes_validate
 import pytest
 
@@ -30,24 +31,10 @@ from helpers import ROOT, ansible_playbook_command, collections_path
 from mock_api import mock_kube_api, read_state
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import connectivity
-from ansible_collections.zerotrust.cilium.plugins.module_utils.netpol_generate import plan_policies
 
 PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "verify_apply.yml")
-WORKLOADS = {
-    "production": [
-        {"name": "frontend", "labels": {"app": "frontend"}, "ports": [{"name": "http", "port": 80}]},
-        {"name": "backend", "labels": {"app": "backend"}, "ports": [{"name": "api", "port": 8080}]},
-    ],
-    "data": [{"name": "database", "labels": {"app": "database"}, "ports": [{"name": "postgres", "port": 5432}]}],
-    "kube-system": [{"name": "coredns", "labels": {"k8s-app": "kube-dns"},
-                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53}]}],
-}
-FLOWS = [
-    {"name": "frontend-to-backend", "from": "production/frontend", "to": "production/backend",
-     "ports": [{"port": 8080, "protocol": "TCP"}], "http": [{"method": "GET", "path": "/api/v1/data"}]},
-    {"name": "backend-to-database", "from": "production/backend", "to": "data/database",
-     "ports": [{"port": 5432, "protocol": "TCP"}]},
-]
+WORKLOADS = guide_scenario.WORKLOADS
+FLOWS = guide_scenario.FLOWS
 POD_IPS = {"production/frontend": "10.42.1.5", "production/backend": "10.42.2.7", "data/database": "10.42.3.9"}
 DNS_IP = "10.43.0.10"
 TIMEOUT = 2
@@ -69,8 +56,7 @@ def tool_output(probe, observed):
 
 
 def proof():
-    planned = plan_policies(["production", "data"], FLOWS, workloads=WORKLOADS)
-    return json.loads(json.dumps({"summary": planned["summary"], "proof": planned["proof"], "files": []}))
+    return guide_scenario.policy_proof()
 
 
 def expected_probes():

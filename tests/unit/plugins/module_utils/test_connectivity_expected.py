@@ -3,46 +3,28 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The probes a policy proof expects, and merging several hosts' truth tables.
 
-The proof is made by the collection's own policy engine (``netpol_generate.plan_policies``, as
-the network_policy role's module calls it) for the source guide's scenario, so the probes are
-checked against what the engine decided, not against a hand-written matrix.
+The proof is made by the collection's own policy engine for the source guide's scenario
+(tests/guide_scenario.py), so the probes are checked against what the engine decided, not
+against a hand-written matrix.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
+import guide_scenario
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.zerotrust.cilium.plugins.filter import connectivity as connectivity_filters
 from ansible_collections.zerotrust.cilium.plugins.module_utils import connectivity
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput
-from ansible_collections.zerotrust.cilium.plugins.module_utils.netpol_generate import plan_policies
 
-WORKLOADS = {
-    "production": [
-        {"name": "frontend", "labels": {"app": "frontend"}, "ports": [{"name": "http", "port": 80}]},
-        {"name": "backend", "labels": {"app": "backend"}, "ports": [{"name": "api", "port": 8080}]},
-    ],
-    "data": [{"name": "database", "labels": {"app": "database"}, "ports": [{"name": "postgres", "port": 5432}]}],
-    "kube-system": [{"name": "coredns", "labels": {"k8s-app": "kube-dns"},
-                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53}]}],
-}
-FLOWS = [
-    {"name": "frontend-to-backend", "from": "production/frontend", "to": "production/backend",
-     "ports": [{"port": 8080, "protocol": "TCP"}], "http": [{"method": "GET", "path": "/api/v1/data"}]},
-    {"name": "backend-to-database", "from": "production/backend", "to": "data/database",
-     "ports": [{"port": 5432, "protocol": "TCP"}]},
-]
 ADDRESSES = {"production/frontend": "10.0.1.5", "production/backend": "10.0.2.7", "data/database": "10.0.3.9"}
 
 
 def lab_proof():
-    planned = plan_policies(["production", "data"], FLOWS, workloads=WORKLOADS)
-    return json.loads(json.dumps({"summary": planned["summary"], "proof": planned["proof"]}))
+    return guide_scenario.policy_proof()
 
 
 def by_key(probes):

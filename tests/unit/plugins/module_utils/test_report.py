@@ -21,11 +21,11 @@ import re
 from html.parser import HTMLParser
 from xml.etree import ElementTree
 
+import guide_scenario
 import pytest
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cidr, mtu, report
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput, InvalidInputs
-from ansible_collections.zerotrust.cilium.plugins.module_utils.netpol_generate import plan_policies
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -33,35 +33,9 @@ SVG = "{http://www.w3.org/2000/svg}"
 # Inputs
 # --------------------------------------------------------------------------------------
 
-LAB_WORKLOADS = {
-    "production": [
-        {"name": "frontend", "labels": {"app": "frontend"}, "replicas": 2, "ports": [{"name": "http", "port": 80}]},
-        {"name": "backend", "labels": {"app": "backend"}, "replicas": 2, "ports": [{"name": "api", "port": 8080}]},
-    ],
-    "data": [{"name": "database", "labels": {"app": "database"}, "ports": [{"name": "postgres", "port": 5432}]}],
-    "kube-system": [{"name": "coredns", "labels": {"k8s-app": "kube-dns"}, "replicas": 2,
-                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
-                               {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-                               {"name": "metrics", "port": 9153}]}],
-    "monitoring": [{"name": "prometheus", "labels": {"app": "prometheus"}, "ports": [{"name": "web", "port": 9090}]}],
-}
-LAB_FLOWS = [
-    {"name": "frontend-to-backend", "from": "production/frontend", "to": "production/backend",
-     "ports": [{"port": 8080, "protocol": "TCP"}], "http": [{"method": "GET", "path": "/api/v1/data"}]},
-    {"name": "backend-to-database", "from": "production/backend", "to": "data/database",
-     "ports": [{"port": 5432, "protocol": "TCP"}]},
-]
-
-
-def policy_proof(flows=None, workloads=None, **options):
-    """proof.json as the network_policy role writes it: {summary, proof, files}."""
-    planned = plan_policies(["production", "data"], LAB_FLOWS if flows is None else flows,
-                            workloads=LAB_WORKLOADS if workloads is None else workloads, **options)
-    return json.loads(json.dumps({
-        "summary": planned["summary"],
-        "proof": planned["proof"],
-        "files": [item["file"] for item in planned["objects"]],
-    }))
+LAB_WORKLOADS = guide_scenario.WORKLOADS
+LAB_FLOWS = guide_scenario.FLOWS
+policy_proof = guide_scenario.policy_proof
 
 
 LAB_PROOF = policy_proof()

@@ -10,12 +10,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import socket
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import connectivity
 from ansible_collections.zerotrust.cilium.plugins.modules import connectivity_check
@@ -27,10 +26,7 @@ DB = {"from": "production/frontend", "to": "production/db", "address": "10.42.4.
 
 
 def run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            connectivity_check.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(connectivity_check, capsys, args)
 
 
 def test_commands_mode_returns_the_argv_per_probe(capsys):

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput
 from ansible_collections.zerotrust.cilium.plugins.modules import kernel_facts
@@ -216,10 +216,7 @@ def test_gather_this_host():
 # --------------------------------------------------------------------------------------
 
 def _run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            kernel_facts.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(kernel_facts, capsys, args)
 
 
 def test_main_returns_facts_under_one_key(capsys):

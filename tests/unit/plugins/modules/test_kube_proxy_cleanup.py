@@ -13,12 +13,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 import pytest
+from ansible.module_utils.testing import patch_module_args
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils.kube_proxy import iptables_backend_from_version
 from ansible_collections.zerotrust.cilium.plugins.modules import kube_proxy_cleanup
@@ -27,10 +27,7 @@ NOTHING = {"iptables": False, "nftables": False, "ipvs": False, "ipsets": False,
 
 
 def run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            kube_proxy_cleanup.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(kube_proxy_cleanup, capsys, args)
 
 
 @pytest.mark.parametrize("args, fragments", [

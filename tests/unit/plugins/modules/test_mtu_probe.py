@@ -10,14 +10,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import shutil
 import subprocess
 
 import pytest
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.modules import mtu_probe
 
@@ -81,10 +81,7 @@ def fake_node(monkeypatch, tmp_path):
 
 
 def run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            mtu_probe.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(mtu_probe, capsys, args)
 
 
 def test_all_paths_ok_in_check_mode(fake_node, capsys):

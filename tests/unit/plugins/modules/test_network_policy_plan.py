@@ -9,12 +9,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import sys
 
-import pytest
-
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.modules import network_policy_plan
 
@@ -32,10 +29,7 @@ ARGS = {"managed_namespaces": ["production"], "workloads": WORKLOADS, "flows": [
 
 
 def run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            network_policy_plan.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(network_policy_plan, capsys, args)
 
 
 def test_main_returns_objects_proof_and_report(capsys):

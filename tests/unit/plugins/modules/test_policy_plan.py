@@ -8,12 +8,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
-import pytest
 import yaml
 
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.modules import policy_plan
 
@@ -56,10 +53,7 @@ ALLOW_FRONTEND = {
 
 
 def run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            policy_plan.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(policy_plan, capsys, args)
 
 
 def test_main_returns_matrix(capsys):

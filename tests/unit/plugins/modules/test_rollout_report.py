@@ -9,13 +9,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import stat
 
-import pytest
-
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.modules import rollout_report
 
@@ -29,10 +26,7 @@ CONNECTIVITY = {"results": [
 
 
 def run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            rollout_report.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(rollout_report, capsys, args)
 
 
 def contents(directory):

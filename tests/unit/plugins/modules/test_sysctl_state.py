@@ -7,12 +7,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import sysctl
 from ansible_collections.zerotrust.cilium.plugins.modules import sysctl_state
@@ -139,10 +138,7 @@ def test_gather_this_host_matches_proc_sys():
 # --------------------------------------------------------------------------------------
 
 def _run_main(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            sysctl_state.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+    return run_module(sysctl_state, capsys, args)
 
 
 def test_main_reads_without_changing(capsys):
