@@ -44,6 +44,7 @@ import unicodedata
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import checks
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cilium_chart_data as chart
+from ansible_collections.zerotrust.cilium.plugins.module_utils import cilium_values
 from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput, InvalidInputs
 
 MODULE_NAME = "rollout_report"
@@ -515,36 +516,16 @@ def normalise_inputs(output_dir=None, title=None, cluster_name=None, mode=None, 
 # Cilium values against the chart defaults
 # --------------------------------------------------------------------------------------
 
-_MISSING = object()
-
-
-def _flatten(values, prefix=()):
-    flat = {}
-    for key, value in values.items():
-        path = prefix + (str(key),)
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, path))
-        else:
-            flat[path] = value
-    return flat
-
-
-def _lookup(values, path):
-    node = values
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return _MISSING
-        node = node[key]
-    return node
-
-
 def values_key(path):
     """A key path as Helm's --set writes it: dots inside a key are escaped (``a.b\\.c``)."""
-    return ".".join(part.replace(".", "\\.") for part in path)
+    return ".".join(str(part).replace(".", "\\.") for part in path)
 
 
 def _canonical(value):
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+_NOT_IN_CHART = object()
 
 
 def values_diff(values, defaults=None):
@@ -557,9 +538,9 @@ def values_diff(values, defaults=None):
     """
     defaults = chart.DEFAULTS if defaults is None else defaults
     entries = []
-    for path, value in _flatten(values or {}).items():
-        default = _lookup(defaults, path)
-        if default is _MISSING:
+    for path, value in cilium_values.flatten(values or {}).items():
+        default = cilium_values.lookup(defaults, path, default=_NOT_IN_CHART)
+        if default is _NOT_IN_CHART:
             entries.append({"key": values_key(path), "default": None, "value": value, "change": "added"})
         elif _canonical(default) != _canonical(value):
             entries.append({"key": values_key(path), "default": default, "value": value, "change": "changed"})
