@@ -51,7 +51,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.zerotrust.cilium.plugins.module_utils import checks
-from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import CollectionError, InvalidInput, InvalidInputs
+from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import CollectionError, InvalidInput, InvalidInputs, raise_problems
 from ansible_collections.zerotrust.cilium.plugins.module_utils.mtu_probe import ANSWER, TIMEOUT, parse_ping
 
 MODULE_NAME = "connectivity_check"
@@ -110,15 +110,6 @@ class ProbeSetupError(CollectionError):
 # --------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------
-
-def _raise_problems(problems, where):
-    """Raise the one problem, or all of them under one header naming ``where`` once."""
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise InvalidInputs([InvalidInput(problem.field, problem.value, problem.problem) for problem in problems],
-                            where=where)
-
 
 def _checked(problems, function, *args, **kwargs):
     """``function(...)``, or None with its InvalidInput(s) added to ``problems``."""
@@ -303,7 +294,7 @@ def normalise_probes(probes, where=MODULE_NAME):
             continue
         entry["name"] = name.strip() if _given(name) else probe_label(entry)
         normalised.append(dict((key, entry[key]) for key in PROBE_KEYS))
-    _raise_problems(problems, where)
+    raise_problems(problems, where)
     names = [probe["name"] for probe in normalised]
     duplicates = sorted(set(name for name in names if names.count(name) > 1))
     if duplicates:
@@ -356,7 +347,7 @@ def normalise_exec_results(exec_results, probes, where=MODULE_NAME):
     if missing and not problems:
         problems.append(InvalidInput("exec_results", missing, "have no result: give one {name, rc, stdout, stderr} "
                                      "per probe", where=where))
-    _raise_problems(problems, where)
+    raise_problems(problems, where)
     return by_name
 
 
@@ -927,7 +918,7 @@ def connectivity_check(mode, probes, timeout=DEFAULT_TIMEOUT, netns=None, exec_r
     mode = _checked(problems, validate_mode_options, mode, netns=netns, exec_results=exec_results)
     timeout = _checked(problems, validate_timeout, timeout)
     probes = _checked(problems, normalise_probes, probes)
-    _raise_problems(problems, MODULE_NAME)
+    raise_problems(problems, MODULE_NAME)
     commands = None
     if mode == "commands":
         commands = [{"name": probe["name"], "from": probe["from"], "argv": probe_command(probe, timeout)}
@@ -980,7 +971,7 @@ def _normalise_endpoints(endpoints, where):
         address = _address_field(field + ".address", endpoint.get("address"), where, problems)
         if len(problems) == before:
             normalised.append({"name": name, "address": address})
-    _raise_problems(problems, where)
+    raise_problems(problems, where)
     names = [endpoint["name"] for endpoint in normalised]
     duplicates = sorted(set(name for name in names if names.count(name) > 1))
     if duplicates:
@@ -1016,7 +1007,7 @@ def _normalise_services(services, where):
             continue
         seen[identity] = index
         normalised.append(entry)
-    _raise_problems(problems, where)
+    raise_problems(problems, where)
     return normalised
 
 
@@ -1032,7 +1023,7 @@ def connectivity_probes(endpoints, services=None, expected=None):
     endpoints = _checked(problems, _normalise_endpoints, endpoints, FILTER_NAME)
     services = _checked(problems, _normalise_services, services, FILTER_NAME)
     expected = _checked(problems, checks.choice, FILTER_NAME, "expected", expected, EXPECTATIONS)
-    _raise_problems(problems, FILTER_NAME)
+    raise_problems(problems, FILTER_NAME)
     probes = []
     for source in endpoints:
         for target in endpoints:
@@ -1079,7 +1070,7 @@ def _addresses(addresses, where):
         value = _address_field("addresses[%s]" % label, address, where, problems)
         if value is not None:
             checked[str(label)] = value
-    _raise_problems(problems, where)
+    raise_problems(problems, where)
     return checked
 
 
@@ -1109,7 +1100,7 @@ def expected_probes(proof, addresses=None, dns_server=None, dns_query=DEFAULT_DN
     if dns_server is not None:
         problems = []
         dns_server = _address_field("dns_server", dns_server, where, problems)
-        _raise_problems(problems, where)
+        raise_problems(problems, where)
     flows = inner.get("flows") or []
     probes = []
     for table in inner["matrix"]:

@@ -48,3 +48,17 @@ class InvalidInputs(CollectionError, ValueError):
         if where:
             header = "%s: %s" % (where, header)
         super(InvalidInputs, self).__init__(header + ":\n- " + "\n- ".join(lines))
+
+
+def raise_problems(problems, where=None):
+    """Raise the input problems found, if any, as one error naming ``where`` once.
+
+    One problem is raised as an ``InvalidInput`` (with ``where`` in front, else its own);
+    several as an ``InvalidInputs`` listing each under one header.
+    """
+    if not problems:
+        return
+    bare = [InvalidInput(problem.field, problem.value, problem.problem) for problem in problems]
+    if len(bare) == 1:
+        raise InvalidInput(bare[0].field, bare[0].value, bare[0].problem, where=where or problems[0].where)
+    raise InvalidInputs(bare, where=where)

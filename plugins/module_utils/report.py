@@ -45,7 +45,7 @@ import unicodedata
 from ansible_collections.zerotrust.cilium.plugins.module_utils import checks
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cilium_chart_data as chart
 from ansible_collections.zerotrust.cilium.plugins.module_utils import cilium_values
-from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput, InvalidInputs
+from ansible_collections.zerotrust.cilium.plugins.module_utils.errors import InvalidInput, raise_problems
 
 MODULE_NAME = "rollout_report"
 DEFAULT_TITLE = "Cilium zero-trust rollout report"
@@ -143,11 +143,7 @@ class _Problems:
             return None
 
     def raise_any(self):
-        if len(self.items) == 1:
-            problem = self.items[0]
-            raise InvalidInput(problem.field, problem.value, problem.problem, where=MODULE_NAME)
-        if self.items:
-            raise InvalidInputs(self.items, where=MODULE_NAME)
+        raise_problems(self.items, where=MODULE_NAME)
 
 
 def _type_name(value):
