@@ -29,8 +29,12 @@ def filter_error(filter_name, err):
 
 
 def call_filter(filter_name, function, value, args, options):
-    """Run ``function(value, **options)`` for the filter ``filter_name``."""
-    option_names = list(inspect.signature(function).parameters)[1:]
+    """Run ``function(value, **options)`` for the filter ``filter_name``.
+
+    The options are the function's parameters after the first, except ``where``: the label
+    module_utils put in front of their errors is the filter's own name, not a user's option.
+    """
+    option_names = [name for name in list(inspect.signature(function).parameters)[1:] if name != "where"]
     if args:
         raise AnsibleFilterError(
             "%s: takes keyword options only (e.g. %s=...), got positional %r"

@@ -29,3 +29,18 @@ def test_bad_input_becomes_one_filter_error(value, args, options, message):
     with pytest.raises(AnsibleFilterError) as raised:
         call_filter("double", double, value, args, options)
     assert raised.value.message == message
+
+
+def labelled(value, factor=2, where="labelled"):
+    if value < 0:
+        raise InvalidInput("value", value, "is negative", where=where)
+    return value * factor
+
+
+def test_the_error_label_of_module_utils_is_not_a_filter_option():
+    with pytest.raises(AnsibleFilterError) as raised:
+        call_filter("labelled", labelled, 4, (), {"where": "elsewhere"})
+    assert raised.value.message == "labelled: options: 'where' is not one of: factor"
+    with pytest.raises(AnsibleFilterError) as raised:
+        call_filter("labelled", labelled, -1, (), {})
+    assert raised.value.message == "labelled: value: -1 is negative"
